@@ -1,0 +1,31 @@
+# The local contract (DESIGN.md, Local contract). Every target brings up what
+# it needs through scripts/up.sh, so each works from a fresh clone.
+ROWS ?= 500000
+SEED ?= 1
+
+.PHONY: demo test up down seed bench fmt lint
+
+demo: ## up, seed the demo ledger (a heavy treaty of 100K+ rows), print what was loaded
+	bash scripts/demo.sh
+
+test: ## fmt check, clippy, every test against the real PostgreSQL and moto
+	bash scripts/test.sh
+
+up: ## start PostgreSQL (if needed) and moto, apply migrations, write .dev/env
+	bash scripts/up.sh
+
+down: ## stop what `make up` started
+	bash scripts/down.sh
+
+seed: up ## load ROWS generated rows in total (idempotent)
+	bash scripts/seed.sh $(ROWS) $(SEED)
+
+bench: up ## measure the figures, write docs/bench/results.json
+	bash scripts/bench.sh
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,16 @@
+//! The domain of cash clearance: identifiers, accounting periods, money and
+//! the upstream transaction record, with the rules that make each valid.
+//!
+//! This crate does no IO. Adapters (PostgreSQL, DynamoDB, the loader) convert
+//! their rows and files into these types at the edge, and every value that
+//! exists here has already passed its validation.
+
+pub mod ids;
+pub mod money;
+pub mod period;
+pub mod transaction;
+
+pub use ids::{CedentId, TransactionId, TreatyId};
+pub use money::{Amount, Currency};
+pub use period::Period;
+pub use transaction::{FieldError, TxnStatus, UpstreamTransaction};

@@ -1,0 +1,74 @@
+//! PostgreSQL adapter: connection pools, the embedded migrations, the bulk
+//! loader and the queries on the partitioned ledger.
+
+pub mod load;
+pub mod partitions;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+/// The schema, embedded at build time from `migrations/`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// The role the services connect as (see the application-role migration).
+pub const APP_ROLE: &str = "clearance_app";
+
+/// Limits of one pool. A Lambda instance serves one request at a time, so a
+/// small pool suffices there; the local server and the loader use more.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolLimits {
+    pub connections_max: u32,
+    pub acquire_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        Self {
+            connections_max: 8,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Opens a pool on `url` with explicit limits; every connection carries the
+/// statement timeout, so no query can run unbounded.
+///
+/// # Errors
+/// When the URL does not parse or the first connection cannot be made.
+pub async fn connect(url: &str, limits: PoolLimits) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(url)
+        .context("DATABASE_URL is not a PostgreSQL URL")?
+        .options([("statement_timeout", format!("{}", limits.statement_timeout.as_millis()))]);
+    PgPoolOptions::new()
+        .max_connections(limits.connections_max)
+        .acquire_timeout(limits.acquire_timeout)
+        .connect_with(options)
+        .await
+        .context("cannot connect to PostgreSQL")
+}
+
+/// Creates the database named in `url` when it does not exist yet.
+///
+/// # Errors
+/// When the server cannot be reached or refuses.
+pub async fn create_database_if_missing(url: &str) -> anyhow::Result<()> {
+    use sqlx::migrate::MigrateDatabase;
+    if !sqlx::Postgres::database_exists(url).await.context("checking whether the database exists")? {
+        sqlx::Postgres::create_database(url).await.context("creating the database")?;
+    }
+    Ok(())
+}
+
+/// Applies every pending migration.
+///
+/// # Errors
+/// When a migration fails or an applied one was changed since.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR.run(pool).await.context("applying migrations")
+}
