@@ -8,6 +8,7 @@
 pub mod ids;
 pub mod money;
 pub mod period;
+pub mod snapshot;
 pub mod transaction;
 
 pub use ids::{CedentId, TransactionId, TreatyId};
