@@ -101,7 +101,10 @@ impl TestDb {
             .await
             .with_context(|| format!("creating {name} from {template}"))?;
         conn.close().await?;
-        let options = server_options()?.database(&name);
+        let options = clearance_pg::session_options(
+            server_options()?.database(&name),
+            clearance_pg::PoolLimits::default(),
+        );
         let owner = PgPoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
         let app = PgPoolOptions::new()
             .max_connections(4)

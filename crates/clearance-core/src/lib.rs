@@ -14,4 +14,4 @@ pub mod transaction;
 pub use ids::{CedentId, TransactionId, TreatyId};
 pub use money::{Amount, Currency};
 pub use period::Period;
-pub use transaction::{FieldError, TxnStatus, UpstreamTransaction};
+pub use transaction::{FieldError, LedgerRow, TxnStatus, UpstreamTransaction};

@@ -81,6 +81,22 @@ pub struct UpstreamTransaction {
     pub reference: String,
 }
 
+/// A ledger transaction as a snapshot records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRow {
+    pub id: TransactionId,
+    pub treaty_id: TreatyId,
+    pub cedent_id: CedentId,
+    pub accounting_period: Period,
+    pub txn_date: NaiveDate,
+    pub amount: Amount,
+    pub currency: Currency,
+    pub reference: String,
+    pub status: TxnStatus,
+    /// The version the optimistic guard of a clearance compares against.
+    pub row_version: i64,
+}
+
 /// The raw text fields of an upstream record, in the documented column order.
 #[derive(Debug, Clone, Copy)]
 pub struct UpstreamFields<'a> {
