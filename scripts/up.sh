@@ -26,6 +26,7 @@ DATABASE_URL=$admin_url
 CLEARANCE_APP_DATABASE_URL=$app_url
 AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(cat .dev/moto.port)
 AWS_ENDPOINT_URL_EVENTBRIDGE=http://127.0.0.1:$(cat .dev/moto.port)
+CLEARANCE_TABLE=${CLEARANCE_TABLE:-clearance-local}
 AWS_REGION=us-east-1
 AWS_ACCESS_KEY_ID=local
 AWS_SECRET_ACCESS_KEY=local

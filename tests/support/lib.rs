@@ -152,3 +152,6 @@ impl TestDb {
 pub fn sqlstate(err: &sqlx::Error) -> Option<String> {
     err.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned())
 }
+
+pub mod dynamo;
+pub mod read_api;

@@ -5,9 +5,13 @@
 //! their rows and files into these types at the edge, and every value that
 //! exists here has already passed its validation.
 
+pub mod access;
 pub mod ids;
 pub mod money;
+pub mod pages;
 pub mod period;
+pub mod ports;
+pub mod read;
 pub mod snapshot;
 pub mod transaction;
 

@@ -303,6 +303,11 @@ impl SnapshotId {
         Self(hex::encode(hasher.finalize()))
     }
 
+    /// An id from a SHA-256 digest (views derive theirs this way).
+    pub fn from_digest(digest: &[u8]) -> Self {
+        Self(hex::encode(digest))
+    }
+
     /// # Errors
     /// [`InputError`] `invalid_snapshot_id` unless 64 lower-case hex digits.
     pub fn parse(raw: &str) -> Result<Self, InputError> {

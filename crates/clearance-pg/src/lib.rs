@@ -85,6 +85,22 @@ pub async fn create_database_if_missing(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A pool that connects on first use: what a Lambda builds at start-up, so
+/// that init never waits on the database.
+///
+/// # Errors
+/// When the URL does not parse.
+pub fn connect_lazy(url: &str, limits: PoolLimits) -> anyhow::Result<PgPool> {
+    let options = session_options(
+        PgConnectOptions::from_str(url).context("DATABASE_URL is not a PostgreSQL URL")?,
+        limits,
+    );
+    Ok(PgPoolOptions::new()
+        .max_connections(limits.connections_max)
+        .acquire_timeout(limits.acquire_timeout)
+        .connect_lazy_with(options))
+}
+
 /// Applies every pending migration.
 ///
 /// # Errors

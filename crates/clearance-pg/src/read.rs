@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use chrono::NaiveDate;
+use clearance_core::ports::{BackendError, RowStream};
 use clearance_core::snapshot::{SearchFilter, StatusFilter, VersionToken};
 use clearance_core::{Amount, CedentId, Currency, LedgerRow, Period, TransactionId, TreatyId, TxnStatus};
 use futures_util::{Stream, StreamExt};
@@ -99,4 +100,26 @@ pub fn stream_rows<'a>(
         .bind(currency)
         .fetch(pool)
         .map(|row| row.context("streaming the snapshot rows").and_then(LedgerRow::try_from))
+}
+
+/// The ledger as the read path's port: a pool of the application role.
+#[derive(Clone)]
+pub struct PgLedgerReader {
+    pool: PgPool,
+}
+
+impl PgLedgerReader {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+impl clearance_core::ports::LedgerReader for PgLedgerReader {
+    async fn version_token(&self, filter: &SearchFilter) -> Result<VersionToken, BackendError> {
+        version_token(&self.pool, filter).await.map_err(BackendError::new)
+    }
+
+    fn stream_rows<'a>(&'a self, filter: &SearchFilter) -> RowStream<'a> {
+        Box::pin(stream_rows(&self.pool, filter).map(|row| row.map_err(BackendError::new)))
+    }
 }

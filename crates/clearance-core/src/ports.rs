@@ -1,0 +1,124 @@
+//! The ports the core needs from the outside world, named by role. Adapters
+//! (PostgreSQL, DynamoDB) implement them; the read function's ports name no
+//! write to the ledger.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use futures_core::Stream;
+
+use crate::ids::TreatyId;
+use crate::pages::{Chunk, Summary};
+use crate::snapshot::{OperatorId, SearchFilter, SnapshotId, VersionToken};
+use crate::transaction::LedgerRow;
+
+/// A failure of a backend (network, throttling, a refused request). Carries
+/// the adapter's error for logs; it never reaches a response body.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BackendError(pub Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl BackendError {
+    pub fn new(err: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Self(err.into())
+    }
+}
+
+pub type RowStream<'a> = Pin<Box<dyn Stream<Item = Result<LedgerRow, BackendError>> + Send + 'a>>;
+
+/// The ledger as the read path sees it.
+pub trait LedgerReader: Send + Sync {
+    /// The current version token of the filter's treaties: one primary-key
+    /// read. A treaty with no scope row has version 0.
+    ///
+    /// # Errors
+    /// MUST return [`BackendError`] when the ledger cannot be read; never a
+    /// made-up token.
+    fn version_token(
+        &self,
+        filter: &SearchFilter,
+    ) -> impl Future<Output = Result<VersionToken, BackendError>> + Send;
+
+    /// Every row the filter selects, in primary-key order (treaty, period,
+    /// id), streamed: the adapter MUST NOT collect the result.
+    fn stream_rows<'a>(&'a self, filter: &SearchFilter) -> RowStream<'a>;
+}
+
+/// What a stored snapshot (or derived view) is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotMeta {
+    pub id: SnapshotId,
+    pub owner: OperatorId,
+    /// The canonical filter of the search (of the base search, for a view).
+    pub filter: String,
+    /// For a view: the snapshot it derives from and its canonical spec.
+    pub view_of: Option<(SnapshotId, String)>,
+    pub treaty_ids: Vec<TreatyId>,
+    pub version_token: VersionToken,
+    pub row_count: u64,
+    pub page_count: u32,
+    pub page_size: u32,
+    pub summary: Summary,
+    pub created_at_secs: i64,
+    pub expires_at_secs: i64,
+}
+
+/// Where snapshots live: a meta item and one item per page chunk, each under
+/// its own key.
+pub trait SnapshotStore: Send + Sync {
+    /// The meta item, or `None` when absent. The adapter returns what is
+    /// stored even if past its expiry; the caller applies the rule.
+    ///
+    /// # Errors
+    /// MUST return [`BackendError`] on any failure other than "not found".
+    fn meta(
+        &self,
+        id: &SnapshotId,
+    ) -> impl Future<Output = Result<Option<SnapshotMeta>, BackendError>> + Send;
+
+    /// The compressed chunk of page `number`, or `None` when absent.
+    ///
+    /// # Errors
+    /// As [`SnapshotStore::meta`].
+    fn chunk(
+        &self,
+        id: &SnapshotId,
+        number: u32,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, BackendError>> + Send;
+
+    /// Stores chunks (any number; the adapter batches). Idempotent: storing
+    /// the same chunk twice leaves one.
+    ///
+    /// # Errors
+    /// MUST return [`BackendError`] unless every chunk was stored.
+    fn put_chunks(
+        &self,
+        id: &SnapshotId,
+        chunks: &[Chunk],
+        expires_at_secs: i64,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Stores the meta item. Called after every chunk is stored, so a meta
+    /// item present means a complete snapshot.
+    ///
+    /// # Errors
+    /// MUST return [`BackendError`] unless stored.
+    fn put_meta(&self, meta: &SnapshotMeta) -> impl Future<Output = Result<(), BackendError>> + Send;
+}
+
+/// The advisory mirror of scope versions that page reads consult for the
+/// stale flag. No write decision rests on it.
+pub trait ScopeMirror: Send + Sync {
+    /// The mirrored version of each treaty (0 when absent), in input order.
+    ///
+    /// # Errors
+    /// MUST return [`BackendError`] when the mirror cannot be read.
+    fn versions(&self, treaties: &[TreatyId]) -> impl Future<Output = Result<Vec<i64>, BackendError>> + Send;
+
+    /// Raises mirrored versions to these; never lowers one.
+    ///
+    /// # Errors
+    /// MUST return [`BackendError`] when a write fails (a version already
+    /// higher is not a failure).
+    fn publish(&self, versions: &[(TreatyId, i64)]) -> impl Future<Output = Result<(), BackendError>> + Send;
+}

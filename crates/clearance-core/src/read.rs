@@ -1,0 +1,343 @@
+//! The read path: search (snapshot hit or miss) and page reads (of the
+//! snapshot or of a derived view), over the ports in [`crate::ports`].
+
+use std::time::{Duration, Instant};
+
+use futures_util::{StreamExt, TryStreamExt};
+
+use crate::access::Identity;
+use crate::ids::TreatyId;
+use crate::pages::{
+    decode_rows, page_json, Chunk, ChunkError, SnapshotBuilder, ViewSpec, PAGES_MAX, PAGE_SIZE,
+};
+use crate::ports::{BackendError, LedgerReader, ScopeMirror, SnapshotMeta, SnapshotStore};
+use crate::snapshot::{SearchFilter, SnapshotId};
+
+/// Chunks stored per batch while a snapshot is being built (DynamoDB's
+/// BatchWriteItem takes 25 items).
+const CHUNK_BATCH: usize = 25;
+/// Chunks read at once when a view is materialized.
+const CHUNK_READS_IN_FLIGHT: usize = 8;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ReadConfig {
+    /// How long a snapshot (and its views) lives after it is built. The
+    /// eviction rule (ADR 0004): a snapshot is served until this expiry and
+    /// never after, whatever DynamoDB's lazy TTL deletion has done.
+    pub snapshot_ttl_secs: i64,
+    pub page_size: usize,
+}
+
+impl Default for ReadConfig {
+    fn default() -> Self {
+        Self { snapshot_ttl_secs: 3_600, page_size: PAGE_SIZE }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The identity may not see this treaty (or it does not exist).
+    #[error("not entitled to treaty {0}")]
+    NotEntitled(TreatyId),
+    /// No such snapshot for this operator, or it expired.
+    #[error("snapshot not found")]
+    SnapshotNotFound,
+    #[error("page {number} is out of range: the snapshot has {page_count} pages")]
+    PageOutOfRange { number: u32, page_count: u32 },
+    #[error("backend unavailable: {0}")]
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    Chunk(#[from] ChunkError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheState {
+    Hit,
+    Miss,
+}
+
+impl CacheState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+        }
+    }
+}
+
+/// Where a cold search spent its time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MissTimings {
+    /// Waiting on PostgreSQL for rows (including the version-token read).
+    pub sql: Duration,
+    /// Encoding rows and compressing pages.
+    pub encode: Duration,
+    /// Writing chunks and the meta item to the store.
+    pub store: Duration,
+}
+
+/// One page, its rows as the JSON array the API returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub snapshot_id: SnapshotId,
+    pub number: u32,
+    pub page_count: u32,
+    pub row_count: u64,
+    pub rows_json: Vec<u8>,
+    pub stale: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchOutcome {
+    pub meta: SnapshotMeta,
+    pub cache: CacheState,
+    pub page: Page,
+    pub timings: MissTimings,
+}
+
+pub struct ReadService<L, S, M> {
+    ledger: L,
+    store: S,
+    mirror: M,
+    config: ReadConfig,
+}
+
+impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadService<L, S, M> {
+    pub fn new(ledger: L, store: S, mirror: M, config: ReadConfig) -> Self {
+        Self { ledger, store, mirror, config }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Runs a search: the current version token from the ledger (one
+    /// primary-key read), then the snapshot from the store on a hit, or one
+    /// streamed ledger read materialized into chunks on a miss.
+    ///
+    /// # Errors
+    /// [`ReadError::NotEntitled`] before any IO; backend and chunk errors.
+    pub async fn search(
+        &self,
+        who: &Identity,
+        filter: &SearchFilter,
+        now_secs: i64,
+    ) -> Result<SearchOutcome, ReadError> {
+        if let Some(treaty) = filter.treaty_ids().find(|t| !who.entitlement.allows(t)) {
+            return Err(ReadError::NotEntitled(treaty.clone()));
+        }
+        let started = Instant::now();
+        let token = self.ledger.version_token(filter).await?;
+        let token_read = started.elapsed();
+        let id = SnapshotId::derive(&who.operator, filter, &token);
+
+        if let Some(meta) = self.live_meta(&id, who, now_secs).await? {
+            let page = self.read_page(&meta, &id, 0, false).await?;
+            return Ok(SearchOutcome { meta, cache: CacheState::Hit, page, timings: MissTimings::default() });
+        }
+
+        let mut timings = MissTimings { sql: token_read, ..MissTimings::default() };
+        let expires_at_secs = now_secs + self.config.snapshot_ttl_secs;
+        let mut builder = SnapshotBuilder::new(self.config.page_size);
+        let mut pending: Vec<Chunk> = Vec::with_capacity(CHUNK_BATCH);
+        let mut first: Option<Chunk> = None;
+        let mut rows = self.ledger.stream_rows(filter);
+        loop {
+            let waited = Instant::now();
+            let next = rows.next().await;
+            timings.sql += waited.elapsed();
+            let Some(row) = next else { break };
+            let encoding = Instant::now();
+            let sealed = builder.push(&row?)?;
+            timings.encode += encoding.elapsed();
+            if let Some(chunk) = sealed {
+                self.stage(&id, chunk, &mut first, &mut pending, expires_at_secs, &mut timings).await?;
+            }
+        }
+        drop(rows);
+        let encoding = Instant::now();
+        let (last, built) = builder.finish()?;
+        timings.encode += encoding.elapsed();
+        if let Some(chunk) = last {
+            self.stage(&id, chunk, &mut first, &mut pending, expires_at_secs, &mut timings).await?;
+        }
+        let storing = Instant::now();
+        if !pending.is_empty() {
+            self.store.put_chunks(&id, &pending, expires_at_secs).await?;
+        }
+        let meta = SnapshotMeta {
+            id: id.clone(),
+            owner: who.operator.clone(),
+            filter: filter.canonical(),
+            view_of: None,
+            treaty_ids: filter.treaty_ids().cloned().collect(),
+            version_token: token,
+            row_count: built.row_count,
+            page_count: built.page_count,
+            page_size: self.config.page_size as u32,
+            summary: built.summary,
+            created_at_secs: now_secs,
+            expires_at_secs,
+        };
+        self.store.put_meta(&meta).await?;
+        // A miss means the scope may have moved: raise the mirror the page
+        // reads consult. Advisory: a failure here does not fail the search.
+        let _ = self.mirror.publish(meta.version_token.versions()).await;
+        timings.store += storing.elapsed();
+
+        let first = first.ok_or(ReadError::Chunk(ChunkError::Corrupt("a snapshot without page 0".into())))?;
+        let page = Page {
+            snapshot_id: id,
+            number: 0,
+            page_count: meta.page_count,
+            row_count: meta.row_count,
+            rows_json: page_json(&first.bytes)?,
+            stale: false,
+        };
+        Ok(SearchOutcome { meta, cache: CacheState::Miss, page, timings })
+    }
+
+    async fn stage(
+        &self,
+        id: &SnapshotId,
+        chunk: Chunk,
+        first: &mut Option<Chunk>,
+        pending: &mut Vec<Chunk>,
+        expires_at_secs: i64,
+        timings: &mut MissTimings,
+    ) -> Result<(), ReadError> {
+        if first.is_none() {
+            *first = Some(chunk.clone());
+        }
+        pending.push(chunk);
+        if pending.len() >= CHUNK_BATCH {
+            let storing = Instant::now();
+            self.store.put_chunks(id, pending, expires_at_secs).await?;
+            pending.clear();
+            timings.store += storing.elapsed();
+        }
+        Ok(())
+    }
+
+    /// The meta item of a snapshot the operator owns and that has not
+    /// expired; `None` otherwise. Another operator's snapshot is reported as
+    /// absent, so ids never leak whose they are.
+    async fn live_meta(
+        &self,
+        id: &SnapshotId,
+        who: &Identity,
+        now_secs: i64,
+    ) -> Result<Option<SnapshotMeta>, ReadError> {
+        Ok(self.store.meta(id).await?.filter(|m| m.owner == who.operator && m.expires_at_secs > now_secs))
+    }
+
+    /// Reads page `number` of a snapshot, or of its view by `view`. No SQL:
+    /// the meta, the chunk and the scope mirror all come from the store.
+    ///
+    /// # Errors
+    /// [`ReadError::SnapshotNotFound`] for an unknown, expired or foreign
+    /// snapshot; [`ReadError::PageOutOfRange`]; backend and chunk errors.
+    pub async fn page(
+        &self,
+        who: &Identity,
+        id: &SnapshotId,
+        number: u32,
+        view: &ViewSpec,
+        now_secs: i64,
+    ) -> Result<Page, ReadError> {
+        let base = self.live_meta(id, who, now_secs).await?.ok_or(ReadError::SnapshotNotFound)?;
+        if view.is_identity() {
+            return self.read_page(&base, id, number, true).await;
+        }
+        let view_id = view.view_id(id);
+        let meta = match self.live_meta(&view_id, who, now_secs).await? {
+            Some(meta) => meta,
+            None => self.materialize(&base, view, view_id.clone()).await?,
+        };
+        let mut page = self.read_page(&meta, &view_id, number, true).await?;
+        page.snapshot_id = id.clone();
+        Ok(page)
+    }
+
+    async fn read_page(
+        &self,
+        meta: &SnapshotMeta,
+        id: &SnapshotId,
+        number: u32,
+        check_stale: bool,
+    ) -> Result<Page, ReadError> {
+        if number >= meta.page_count {
+            return Err(ReadError::PageOutOfRange { number, page_count: meta.page_count });
+        }
+        let chunk = self.store.chunk(id, number).await?.ok_or_else(|| {
+            ReadError::Chunk(ChunkError::Corrupt(format!("page {number} of {id} is missing")))
+        })?;
+        let stale = check_stale && {
+            let mirrored = self.mirror.versions(&meta.treaty_ids).await?;
+            meta.treaty_ids.iter().zip(mirrored).any(|(treaty, current)| {
+                let taken =
+                    meta.version_token.versions().iter().find(|(t, _)| t == treaty).map_or(0, |(_, v)| *v);
+                current > taken
+            })
+        };
+        Ok(Page {
+            snapshot_id: meta.id.clone(),
+            number,
+            page_count: meta.page_count,
+            row_count: meta.row_count,
+            rows_json: page_json(&chunk)?,
+            stale,
+        })
+    }
+
+    /// Builds a view from the snapshot's chunks (never from the ledger) and
+    /// caches it under its own id with the snapshot's expiry.
+    async fn materialize(
+        &self,
+        base: &SnapshotMeta,
+        view: &ViewSpec,
+        view_id: SnapshotId,
+    ) -> Result<SnapshotMeta, ReadError> {
+        let pages = base.page_count.min(PAGES_MAX);
+        let chunks: Vec<Option<Vec<u8>>> = futures_util::stream::iter(0..pages)
+            .map(|n| self.store.chunk(&base.id, n))
+            .buffered(CHUNK_READS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let mut rows = Vec::with_capacity(base.row_count.min(10_000_000) as usize);
+        for (n, chunk) in chunks.into_iter().enumerate() {
+            let chunk = chunk.ok_or_else(|| {
+                ReadError::Chunk(ChunkError::Corrupt(format!("page {n} of {} is missing", base.id)))
+            })?;
+            rows.extend(decode_rows(&chunk)?);
+        }
+        assert_eq!(rows.len() as u64, base.row_count, "a snapshot's chunks hold its row count");
+        view.apply(&mut rows);
+        let mut builder = SnapshotBuilder::new(base.page_size as usize);
+        let mut out = Vec::new();
+        for row in &rows {
+            out.extend(builder.push(row)?);
+        }
+        let (last, built) = builder.finish()?;
+        out.extend(last);
+        for batch in out.chunks(CHUNK_BATCH) {
+            self.store.put_chunks(&view_id, batch, base.expires_at_secs).await?;
+        }
+        let meta = SnapshotMeta {
+            id: view_id,
+            owner: base.owner.clone(),
+            filter: base.filter.clone(),
+            view_of: Some((base.id.clone(), view.canonical())),
+            treaty_ids: base.treaty_ids.clone(),
+            version_token: base.version_token.clone(),
+            row_count: built.row_count,
+            page_count: built.page_count,
+            page_size: base.page_size,
+            summary: built.summary,
+            created_at_secs: base.created_at_secs,
+            expires_at_secs: base.expires_at_secs,
+        };
+        self.store.put_meta(&meta).await?;
+        Ok(meta)
+    }
+}

@@ -1,0 +1,260 @@
+//! The HTTP edge, shared by the Lambda functions and the local server: one
+//! router, the wire types, and the one mapping from domain errors to status
+//! codes and bodies. Callers supply the identity (JWT claims in Lambda, dev
+//! headers in the local server only) and the clock.
+
+pub mod config;
+pub mod wire;
+
+use bytes::Bytes;
+use clearance_core::access::Identity;
+use clearance_core::pages::ViewSpec;
+use clearance_core::ports::{LedgerReader, ScopeMirror, SnapshotStore};
+use clearance_core::read::{ReadError, ReadService};
+use clearance_core::snapshot::{InputError, SearchFilter, SnapshotId};
+use http::{Method, Response, StatusCode};
+
+/// Largest request body accepted on any route.
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
+/// Longest query string accepted.
+const QUERY_BYTES_MAX: usize = 4 * 1024;
+/// Most digits of a page number.
+const PAGE_DIGITS_MAX: usize = 6;
+
+/// An error answer: status, stable code, what to do, and the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), field: None }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn into_response(self) -> Response<Bytes> {
+        let mut body = serde_json::json!({ "error": self.code, "message": self.message });
+        if let Some(field) = self.field {
+            body["field"] = serde_json::Value::String(field);
+        }
+        json_response(self.status, body.to_string().into_bytes())
+    }
+}
+
+impl From<InputError> for ApiError {
+    fn from(err: InputError) -> Self {
+        let status =
+            if err.code == "invalid_identity" { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
+        Self { status, code: err.code, message: err.message, field: Some(err.field) }
+    }
+}
+
+impl From<ReadError> for ApiError {
+    fn from(err: ReadError) -> Self {
+        match err {
+            ReadError::NotEntitled(treaty) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "not_entitled",
+                format!("you are not entitled to treaty {treaty} (or it does not exist)"),
+            )
+            .with_field("/treaty_ids"),
+            ReadError::SnapshotNotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "snapshot_not_found",
+                "no such snapshot for you, or it expired: run the search again",
+            ),
+            ReadError::PageOutOfRange { number, page_count } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "page_out_of_range",
+                format!("page {number} does not exist: pages are 0 to {}", page_count.saturating_sub(1)),
+            )
+            .with_field("n"),
+            ReadError::Backend(e) => {
+                tracing::error!(error = %e, "backend unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "backend_unavailable",
+                    "a backend is unavailable: retry shortly",
+                )
+            }
+            ReadError::Chunk(e) => {
+                tracing::error!(error = %e, "snapshot chunk error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "the snapshot could not be read: run the search again",
+                )
+            }
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response
+}
+
+/// One request as the router sees it.
+pub struct ApiRequest<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub body: &'a [u8],
+    /// `None` when the caller could not establish an identity.
+    pub identity: Option<Result<Identity, InputError>>,
+    pub now_secs: i64,
+}
+
+/// The read API: searches and pages.
+pub struct ReadApi<L, S, M> {
+    service: ReadService<L, S, M>,
+}
+
+impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadApi<L, S, M> {
+    pub fn new(service: ReadService<L, S, M>) -> Self {
+        Self { service }
+    }
+
+    pub fn service(&self) -> &ReadService<L, S, M> {
+        &self.service
+    }
+
+    /// Whether this API serves the route (the local server asks each API).
+    pub fn serves(path: &str) -> bool {
+        path == "/v1/searches" || path.starts_with("/v1/searches/")
+    }
+
+    pub async fn handle(&self, request: ApiRequest<'_>) -> Response<Bytes> {
+        match self.route(request).await {
+            Ok(response) => response,
+            Err(err) => err.into_response(),
+        }
+    }
+
+    async fn route(&self, request: ApiRequest<'_>) -> Result<Response<Bytes>, ApiError> {
+        let segments: Vec<&str> = request.path.trim_end_matches('/').split('/').skip(1).collect();
+        match (request.method, segments.as_slice()) {
+            (&Method::POST, ["v1", "searches"]) => {
+                let who = identity(request.identity)?;
+                let filter = parse_search(request.body)?;
+                let outcome = self.service.search(&who, &filter, request.now_secs).await?;
+                Ok(json_response(StatusCode::OK, wire::search_body(&outcome)))
+            }
+            (&Method::GET, ["v1", "searches", id, "pages", number]) => {
+                let who = identity(request.identity)?;
+                let id = SnapshotId::parse(id).map_err(|e| ApiError::from(e).with_field("id"))?;
+                let number = parse_page_number(number)?;
+                let view = parse_view(request.query)?;
+                let page = self.service.page(&who, &id, number, &view, request.now_secs).await?;
+                Ok(json_response(StatusCode::OK, wire::page_body(&page)))
+            }
+            (_, ["v1", "searches"]) | (_, ["v1", "searches", _, "pages", _]) => Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "see the API document for the methods of this route",
+            )),
+            _ => Err(ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route")),
+        }
+    }
+}
+
+fn identity(identity: Option<Result<Identity, InputError>>) -> Result<Identity, ApiError> {
+    match identity {
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "sign in: the request carries no identity",
+        )),
+        Some(Err(e)) => Err(ApiError::from(e)),
+        Some(Ok(who)) => Ok(who),
+    }
+}
+
+/// Parses and validates a search body. No IO happens before this succeeds.
+///
+/// # Errors
+/// [`ApiError`] 400/413 with a stable code and the field.
+pub fn parse_search(body: &[u8]) -> Result<SearchFilter, ApiError> {
+    if body.len() > BODY_BYTES_MAX {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is over {BODY_BYTES_MAX} bytes"),
+        ));
+    }
+    let request: wire::SearchRequest = wire::parse_json(body)?;
+    Ok(SearchFilter::parse(&request.into())?)
+}
+
+/// Parses a page number: decimal digits only, at most six.
+///
+/// # Errors
+/// [`ApiError`] 400 `invalid_page_number`.
+pub fn parse_page_number(raw: &str) -> Result<u32, ApiError> {
+    if raw.is_empty() || raw.len() > PAGE_DIGITS_MAX || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_page_number",
+            "a page number is 0 or more, in digits",
+        )
+        .with_field("n"));
+    }
+    raw.parse().map_err(|_| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_page_number", "a page number is 0 or more")
+            .with_field("n")
+    })
+}
+
+/// Parses the page query: `sort`, `cedent_id`, `currency`; anything else is
+/// refused rather than ignored.
+///
+/// # Errors
+/// [`ApiError`] 400 naming the parameter.
+pub fn parse_view(query: Option<&str>) -> Result<ViewSpec, ApiError> {
+    let query = query.unwrap_or("");
+    if query.len() > QUERY_BYTES_MAX {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "the query string is too long"));
+    }
+    let (mut sort, mut cedent, mut currency) = (None, None, None);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = wire::percent_decode(value).ok_or_else(|| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "bad percent-encoding")
+                .with_field(key.to_owned())
+        })?;
+        let slot = match key {
+            "sort" => &mut sort,
+            "cedent_id" => &mut cedent,
+            "currency" => &mut currency,
+            other => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unknown_parameter",
+                    "the page query takes sort, cedent_id and currency",
+                )
+                .with_field(other.chars().take(64).collect::<String>()))
+            }
+        };
+        if slot.replace(value).is_some() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "duplicate_parameter",
+                "give each parameter once",
+            )
+            .with_field(key.to_owned()));
+        }
+    }
+    Ok(ViewSpec::parse(sort.as_deref(), cedent.as_deref(), currency.as_deref())?)
+}

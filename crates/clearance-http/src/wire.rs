@@ -1,0 +1,185 @@
+//! Wire types: request DTOs (unknown fields refused) and response bodies.
+
+use clearance_core::read::{Page, SearchOutcome};
+use clearance_core::snapshot::FilterInput;
+use http::StatusCode;
+use serde::Deserialize;
+
+use crate::ApiError;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    pub treaty_ids: Vec<String>,
+    #[serde(default)]
+    pub cedent_ids: Vec<String>,
+    pub period_from: String,
+    pub period_to: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+impl From<SearchRequest> for FilterInput {
+    fn from(r: SearchRequest) -> Self {
+        Self {
+            treaty_ids: r.treaty_ids,
+            cedent_ids: r.cedent_ids,
+            period_from: r.period_from,
+            period_to: r.period_to,
+            status: r.status,
+            currency: r.currency,
+        }
+    }
+}
+
+/// Deserializes a JSON body, answering with the JSON pointer of the field
+/// that failed.
+///
+/// # Errors
+/// [`ApiError`] 400: `malformed_json`, `unknown_field`, `missing_field` or
+/// `invalid_type`.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let message = inner.to_string();
+        let pointer = if path == "." { String::new() } else { format!("/{}", path.replace('.', "/")) };
+        let (code, field) = if inner.is_syntax() || inner.is_eof() {
+            ("malformed_json", String::new())
+        } else if message.starts_with("unknown field `") {
+            // The path already ends at the unknown field.
+            ("unknown_field", pointer)
+        } else if let Some(name) = message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+            ("missing_field", format!("{pointer}/{name}"))
+        } else {
+            ("invalid_type", pointer)
+        };
+        let error = ApiError::new(StatusCode::BAD_REQUEST, code, message);
+        if field.is_empty() {
+            error
+        } else {
+            error.with_field(field)
+        }
+    })?;
+    de.end().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))?;
+    Ok(value)
+}
+
+/// Decodes `%XX` escapes and `+` in a query value; `None` when malformed or
+/// not UTF-8.
+pub fn percent_decode(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = raw.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn push_page(out: &mut Vec<u8>, page: &Page) {
+    out.extend_from_slice(b"{\"snapshot_id\":\"");
+    out.extend_from_slice(page.snapshot_id.as_str().as_bytes());
+    out.extend_from_slice(
+        format!(
+            "\",\"number\":{},\"page_count\":{},\"row_count\":{},\"stale\":{},\"rows\":",
+            page.number, page.page_count, page.row_count, page.stale
+        )
+        .as_bytes(),
+    );
+    // The stored rows are the JSON array this API returns: spliced, never
+    // re-serialized.
+    out.extend_from_slice(&page.rows_json);
+    out.push(b'}');
+}
+
+/// The body of `GET /v1/searches/{id}/pages/{n}`.
+pub fn page_body(page: &Page) -> Vec<u8> {
+    let mut out = Vec::with_capacity(page.rows_json.len() + 256);
+    push_page(&mut out, page);
+    out
+}
+
+/// The body of `POST /v1/searches`.
+pub fn search_body(outcome: &SearchOutcome) -> Vec<u8> {
+    let meta = &outcome.meta;
+    let head = serde_json::json!({
+        "snapshot_id": meta.id.as_str(),
+        "version_token": meta.version_token.to_string(),
+        "row_count": meta.row_count,
+        "page_count": meta.page_count,
+        "page_size": meta.page_size,
+        "cache": outcome.cache.as_str(),
+        "expires_at": meta.expires_at_secs,
+        "totals": meta.summary.totals,
+        "groups": { "by_cedent": meta.summary.by_cedent, "by_period": meta.summary.by_period },
+        "timings_ms": {
+            "sql": outcome.timings.sql.as_secs_f64() * 1e3,
+            "encode": outcome.timings.encode.as_secs_f64() * 1e3,
+            "store": outcome.timings.store.as_secs_f64() * 1e3,
+        },
+    })
+    .to_string();
+    let mut out = Vec::with_capacity(head.len() + outcome.page.rows_json.len() + 256);
+    // Replace the closing brace with the page.
+    out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+    out.extend_from_slice(b",\"page\":");
+    push_page(&mut out, &outcome.page);
+    out.push(b'}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let cases: [(&str, &str, Option<&str>); 4] = [
+            ("{", "malformed_json", None),
+            (
+                r#"{"treaty_ids":["TR-1"],"period_from":"2024-01","period_to":"2024-02","status":"open","bogus":1}"#,
+                "unknown_field",
+                Some("/bogus"),
+            ),
+            (r#"{"treaty_ids":["TR-1"],"period_to":"2024-02"}"#, "missing_field", Some("/period_from")),
+            (
+                r#"{"treaty_ids":"TR-1","period_from":"2024-01","period_to":"2024-02"}"#,
+                "invalid_type",
+                Some("/treaty_ids"),
+            ),
+        ];
+        for (body, code, field) in cases {
+            let err = parse_json::<SearchRequest>(body.as_bytes()).err();
+            assert_eq!(
+                err.as_ref().map(|e| (e.code, e.field.as_deref())),
+                Some((code, field)),
+                "{body}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("amount%3Adesc").as_deref(), Some("amount:desc"));
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%"), None);
+    }
+}

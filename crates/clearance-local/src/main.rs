@@ -1,0 +1,95 @@
+//! The local server: the API on `CLEARANCE_ADDR` (127.0.0.1:8080), calling
+//! the same handlers as the Lambda functions. Identity comes from the dev
+//! headers `x-dev-operator` and `x-dev-treaties`, honoured here only.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use clearance_core::access::Identity;
+use clearance_core::read::{ReadConfig, ReadService};
+use clearance_core::snapshot::InputError;
+use clearance_dynamo::{DynamoScopeMirror, DynamoSnapshotStore};
+use clearance_http::config::ReadEnv;
+use clearance_http::{ApiError, ApiRequest, ReadApi, BODY_BYTES_MAX};
+use clearance_pg::read::PgLedgerReader;
+use clearance_pg::PoolLimits;
+use http::StatusCode;
+
+type Read = ReadApi<PgLedgerReader, DynamoSnapshotStore, DynamoScopeMirror>;
+
+struct App {
+    read: Read,
+}
+
+fn dev_identity(headers: &http::HeaderMap) -> Option<Result<Identity, InputError>> {
+    let operator = headers.get("x-dev-operator")?.to_str().ok()?;
+    let treaties = headers.get("x-dev-treaties").and_then(|v| v.to_str().ok()).unwrap_or("");
+    Some(Identity::parse(operator, treaties))
+}
+
+async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let response = match axum::body::to_bytes(body, BODY_BYTES_MAX).await {
+        Err(_) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is over {BODY_BYTES_MAX} bytes"),
+        )
+        .into_response(),
+        Ok(body) => {
+            let now_secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+            let request = ApiRequest {
+                method: &parts.method,
+                path: parts.uri.path(),
+                query: parts.uri.query(),
+                body: &body,
+                identity: dev_identity(&parts.headers),
+                now_secs,
+            };
+            if Read::serves(request.path) {
+                app.read.handle(request).await
+            } else {
+                ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route").into_response()
+            }
+        }
+    };
+    response.map(Body::from)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    let env = ReadEnv::from_env()?;
+    let addr: SocketAddr = std::env::var("CLEARANCE_ADDR")
+        .unwrap_or_else(|_| "127.0.0.1:8080".into())
+        .parse()
+        .context("CLEARANCE_ADDR")?;
+    anyhow::ensure!(
+        addr.ip().is_loopback(),
+        "the local server listens on loopback only (dev identity headers)"
+    );
+    let limits =
+        PoolLimits { connections_max: 16, statement_timeout: env.statement_timeout, ..PoolLimits::default() };
+    let pool = clearance_pg::connect(&env.database_url, limits).await?;
+    let dynamo = clearance_dynamo::client_from_env().await;
+    clearance_dynamo::table::ensure(&dynamo, &env.table)
+        .await
+        .context("creating the local DynamoDB table")?;
+    let service = ReadService::new(
+        PgLedgerReader::new(pool),
+        DynamoSnapshotStore::new(dynamo.clone(), env.table.clone()),
+        DynamoScopeMirror::new(dynamo, env.table.clone()),
+        ReadConfig { snapshot_ttl_secs: env.snapshot_ttl_secs, ..ReadConfig::default() },
+    );
+    let app = Arc::new(App { read: ReadApi::new(service) });
+    let router = axum::Router::new().fallback(handle).with_state(app);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    eprintln!("clearance-local: serving on http://{addr}");
+    axum::serve(listener, router).await?;
+    Ok(())
+}
