@@ -3,7 +3,7 @@
 ROWS ?= 500000
 SEED ?= 1
 
-.PHONY: demo test up down seed bench fmt lint
+.PHONY: demo test up down seed serve bench fmt lint
 
 demo: ## up, seed the demo ledger (a heavy treaty of 100K+ rows), print what was loaded
 	bash scripts/demo.sh
@@ -19,6 +19,9 @@ down: ## stop what `make up` started
 
 seed: up ## load ROWS generated rows in total (idempotent)
 	bash scripts/seed.sh $(ROWS) $(SEED)
+
+serve: ## the API on CLEARANCE_ADDR (default 127.0.0.1:8080), dev identity headers
+	bash scripts/serve.sh
 
 bench: up ## measure the figures, write docs/bench/results.json
 	bash scripts/bench.sh

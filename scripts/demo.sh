@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The walk-through: stack up, demo ledger loaded (twice, to show the second
-# load adds nothing), and a summary of what the ledger holds.
+# The walk-through: stack up, demo ledger loaded (twice: the second load adds
+# nothing), the API served, and one search of the heavy treaty, a hit, a page
+# and a sorted view, with their timings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -9,7 +10,7 @@ rows="${ROWS:-500000}"
 echo "== 1. local stack"
 bash scripts/up.sh
 load_env
-build_release clearance-loader
+build_release clearance-loader clearance-local
 
 echo "== 2. seed $rows generated rows (heaviest treaty: 32% of them)"
 target/release/clearance-loader seed --rows "$rows"
@@ -19,3 +20,25 @@ target/release/clearance-loader seed --rows "$rows"
 
 echo "== 4. what the ledger holds"
 target/release/clearance-loader summary
+
+echo "== 5. the API on http://$CLEARANCE_ADDR (stopped at the end)"
+target/release/clearance-local > .dev/demo-server.log 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null || true' EXIT
+wait_for 30 curl -s -o /dev/null "http://$CLEARANCE_ADDR/v1/health" || { cat .dev/demo-server.log; exit 1; }
+
+api() { # method path [body]
+  curl -s -X "$1" "http://$CLEARANCE_ADDR$2" -H 'content-type: application/json' \
+    -H "x-dev-operator: demo-$$" -H 'x-dev-treaties: *' ${3:+--data "$3"} \
+    -w '\n%{http_code} %{time_total}\n'
+}
+show() { python3 scripts/show_answer.py "$1"; }
+search='{"treaty_ids": ["TR-0001"], "period_from": "2021-01", "period_to": "2025-12"}'
+api POST /v1/searches "$search" > .dev/demo-search.json
+show "search TR-0001 (cold)" < .dev/demo-search.json
+api POST /v1/searches "$search" | show "same search again (warm)"
+id=$(python3 -c 'import json,sys; print(json.loads(sys.stdin.read().rsplit("\n", 2)[0])["snapshot_id"])' < .dev/demo-search.json)
+api GET "/v1/searches/$id/pages/7" | show "page 7"
+api GET "/v1/searches/$id/pages/0?sort=amount:desc" | show "sorted by amount desc (view built from the snapshot)"
+api GET "/v1/searches/$id/pages/1?sort=amount:desc" | show "its page 1 (view cached)"
+api GET "/v1/searches/$id/pages/0?cedent_id=CED-003&currency=EUR" | show "sub-filter CED-003, EUR"

@@ -14,9 +14,12 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Instant;
 
+mod read_figures;
+
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use clearance_loader::generate::Generator;
+use read_figures::ColdSearch;
 use serde::Serialize;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -38,6 +41,136 @@ struct Args {
     query_runs: u32,
     #[arg(long, default_value = "docs/bench/results.json")]
     out: PathBuf,
+    /// Rows of the second ledger whose heaviest treaty (32%) gives the
+    /// 1M-row search; 0 skips it.
+    #[arg(long, default_value_t = 3_200_000)]
+    large_rows: u64,
+    #[arg(long, default_value_t = 300)]
+    warm_reads: u32,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One cold search, reported as JSON (run as a child to measure its RSS).
+    SearchOnce {
+        #[arg(long)]
+        table: String,
+        #[arg(long)]
+        treaty: String,
+        #[arg(long)]
+        operator: String,
+    },
+}
+
+#[derive(Serialize)]
+struct ReadResults {
+    treaty: String,
+    rows: u64,
+    cold_searches: Vec<ColdSearch>,
+    cold_median: ColdSearch,
+    warm_page_p50_ms: f64,
+    warm_page_p99_ms: f64,
+    naive_all_pages_ms: f64,
+    naive_page_median_ms: f64,
+    copy_to_stdout_ms: f64,
+    copy_to_stdout_bytes: u64,
+    large: Option<ColdSearch>,
+}
+
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+    match query {
+        Some(q) => format!("{base}/{database}?{q}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * (sorted.len().saturating_sub(1)) as f64).round() as usize;
+    sorted.get(rank).copied().unwrap_or(f64::NAN)
+}
+
+fn median_cold(runs: &[ColdSearch]) -> ColdSearch {
+    let m = |f: fn(&ColdSearch) -> f64| median(runs.iter().map(f).collect());
+    ColdSearch {
+        rows: runs.first().map_or(0, |r| r.rows),
+        pages: runs.first().map_or(0, |r| r.pages),
+        sql_ms: m(|r| r.sql_ms),
+        encode_ms: m(|r| r.encode_ms),
+        store_ms: m(|r| r.store_ms),
+        total_ms: m(|r| r.total_ms),
+        peak_rss_kb: runs.iter().map(|r| r.peak_rss_kb).max().unwrap_or(0),
+    }
+}
+
+async fn read_path(args: &Args, pool: &PgPool) -> anyhow::Result<ReadResults> {
+    let treaty = "TR-0003";
+    let bench_url = with_database(&args.database_url, BENCH_DB);
+    let client = clearance_dynamo::client_from_env().await;
+    let table = format!("clearance-bench-{}", std::process::id());
+    clearance_dynamo::table::create(&client, &table)
+        .await
+        .context("creating the bench table (is moto up?)")?;
+    let result = async {
+        let mut cold_searches = Vec::new();
+        for run in 0..3 {
+            progress(&format!("cold search {treaty} run {}/3 (child process)", run + 1));
+            cold_searches.push(read_figures::cold_search_in_child(
+                &bench_url,
+                &table,
+                treaty,
+                &format!("bench-cold-{run}"),
+            )?);
+        }
+        progress(&format!("{} warm page reads", args.warm_reads));
+        let service = read_figures::service(&bench_url, &table).await?;
+        let warm = read_figures::warm_pages(&service, treaty, args.warm_reads).await?;
+        let rows = cold_searches.first().map_or(0, |c| c.rows);
+        progress("naive OFFSET/LIMIT pages on the unpartitioned copy");
+        let (naive_all_pages_ms, naive_pages) = read_figures::naive_pages(pool, treaty, rows).await?;
+        progress("COPY ... TO STDOUT floor");
+        let (copy_to_stdout_ms, copy_to_stdout_bytes) = read_figures::copy_floor(pool, treaty).await?;
+        anyhow::Ok(ReadResults {
+            treaty: treaty.to_owned(),
+            rows,
+            cold_median: median_cold(&cold_searches),
+            cold_searches,
+            warm_page_p50_ms: percentile(&warm, 50.0),
+            warm_page_p99_ms: percentile(&warm, 99.0),
+            naive_all_pages_ms,
+            naive_page_median_ms: median(naive_pages),
+            copy_to_stdout_ms,
+            copy_to_stdout_bytes,
+            large: None,
+        })
+    }
+    .await;
+    clearance_dynamo::table::delete(&client, &table).await?;
+    result
+}
+
+async fn large_search(args: &Args, server: &PgConnectOptions) -> anyhow::Result<ColdSearch> {
+    let db = fresh_db(server).await?;
+    progress(&format!("large ledger: loading {} rows", args.large_rows));
+    clearance_pg::load::load(&db, &mut Generator::new(1).with_rows(args.large_rows)).await?;
+    db.close().await;
+    let client = clearance_dynamo::client_from_env().await;
+    let table = format!("clearance-bench-large-{}", std::process::id());
+    clearance_dynamo::table::create(&client, &table).await?;
+    progress("cold search of TR-0001 on the large ledger (child process)");
+    let result = read_figures::cold_search_in_child(
+        &with_database(&args.database_url, BENCH_DB),
+        &table,
+        "TR-0001",
+        "bench-large",
+    );
+    clearance_dynamo::table::delete(&client, &table).await?;
+    result
 }
 
 #[derive(Serialize)]
@@ -47,6 +180,7 @@ struct Results {
     rows: u64,
     load: LoadFigures,
     pruned_read: Vec<ReadFigures>,
+    read_path: ReadResults,
 }
 
 #[derive(Serialize)]
@@ -106,6 +240,9 @@ async fn execution_ms(pool: &PgPool, sql: &str) -> anyhow::Result<(f64, usize)> 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::SearchOnce { table, treaty, operator }) = &args.command {
+        return read_figures::search_once(&args.database_url, table, treaty, operator).await;
+    }
     anyhow::ensure!(args.rows <= ROWS_MAX, "at most {ROWS_MAX} rows");
     anyhow::ensure!((1..=RUNS_MAX).contains(&args.load_runs) && (1..=RUNS_MAX).contains(&args.query_runs));
     let server = PgConnectOptions::from_str(&args.database_url)?;
@@ -175,7 +312,12 @@ async fn main() -> anyhow::Result<()> {
             leaves_scanned,
         });
     }
+    let mut read_path = read_path(&args, &pool).await?;
     pool.close().await;
+    if args.large_rows > 0 {
+        anyhow::ensure!(args.large_rows <= ROWS_MAX, "at most {ROWS_MAX} rows");
+        read_path.large = Some(large_search(&args, &server).await?);
+    }
     drop_db(&server).await?;
 
     let machine = format!(
@@ -191,8 +333,14 @@ async fn main() -> anyhow::Result<()> {
                 .to_owned()))
             .unwrap_or_default()
     );
-    let results =
-        Results { date: chrono::Utc::now().to_rfc3339(), machine, rows: args.rows, load, pruned_read };
+    let results = Results {
+        date: chrono::Utc::now().to_rfc3339(),
+        machine,
+        rows: args.rows,
+        load,
+        pruned_read,
+        read_path,
+    };
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -215,6 +363,39 @@ async fn main() -> anyhow::Result<()> {
             r.unpartitioned_median_ms / r.partitioned_median_ms
         );
     }
+    let r = &results.read_path;
+    let c = &r.cold_median;
+    println!(
+        "| cold search {} ({} rows), median of 3: SQL / encode+compress / store | {:.0} / {:.0} / {:.0} ms; SQL+encode {:.0} ms; total {:.0} ms |",
+        r.treaty, r.rows, c.sql_ms, c.encode_ms, c.store_ms, c.sql_ms + c.encode_ms, c.total_ms
+    );
+    println!(
+        "| peak RSS of a {}-row search (child process) | {:.1} MB |",
+        r.rows,
+        c.peak_rss_kb as f64 / 1024.0
+    );
+    if let Some(l) = &r.large {
+        println!(
+            "| cold search of {} rows: SQL / encode / store, peak RSS | {:.0} / {:.0} / {:.0} ms, {:.1} MB |",
+            l.rows,
+            l.sql_ms,
+            l.encode_ms,
+            l.store_ms,
+            l.peak_rss_kb as f64 / 1024.0
+        );
+    }
+    println!(
+        "| warm page, server side ({} reads) | p50 {:.2} ms, p99 {:.2} ms |",
+        args.warm_reads, r.warm_page_p50_ms, r.warm_page_p99_ms
+    );
+    println!(
+        "| naive OFFSET/LIMIT, all {} pages on the unpartitioned copy | {:.0} ms (median page {:.1} ms); ours SQL+encode is {:.2}x faster |",
+        r.rows.div_ceil(1_000), r.naive_all_pages_ms, r.naive_page_median_ms, r.naive_all_pages_ms / (c.sql_ms + c.encode_ms)
+    );
+    println!(
+        "| COPY ... TO STDOUT of the same rows (floor) | {:.0} ms ({:.1} MB); ours SQL+encode is {:.2}x the floor |",
+        r.copy_to_stdout_ms, r.copy_to_stdout_bytes as f64 / 1e6, (c.sql_ms + c.encode_ms) / r.copy_to_stdout_ms
+    );
     eprintln!("bench: wrote {}", args.out.display());
     Ok(())
 }

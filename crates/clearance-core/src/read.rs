@@ -269,17 +269,24 @@ impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadService<L, S, M> {
         if number >= meta.page_count {
             return Err(ReadError::PageOutOfRange { number, page_count: meta.page_count });
         }
-        let chunk = self.store.chunk(id, number).await?.ok_or_else(|| {
-            ReadError::Chunk(ChunkError::Corrupt(format!("page {number} of {id} is missing")))
-        })?;
-        let stale = check_stale && {
+        // The chunk and the scope mirror are independent reads: one round
+        // trip of latency, not two.
+        let chunk = async { self.store.chunk(id, number).await.map_err(ReadError::from) };
+        let stale = async {
+            if !check_stale {
+                return Ok(false);
+            }
             let mirrored = self.mirror.versions(&meta.treaty_ids).await?;
-            meta.treaty_ids.iter().zip(mirrored).any(|(treaty, current)| {
+            Ok::<_, ReadError>(meta.treaty_ids.iter().zip(mirrored).any(|(treaty, current)| {
                 let taken =
                     meta.version_token.versions().iter().find(|(t, _)| t == treaty).map_or(0, |(_, v)| *v);
                 current > taken
-            })
+            }))
         };
+        let (chunk, stale) = futures_util::future::try_join(chunk, stale).await?;
+        let chunk = chunk.ok_or_else(|| {
+            ReadError::Chunk(ChunkError::Corrupt(format!("page {number} of {id} is missing")))
+        })?;
         Ok(Page {
             snapshot_id: meta.id.clone(),
             number,

@@ -1,0 +1,189 @@
+//! Read-path figures: cold search split, peak memory of a search (in a
+//! child process, so its RSS is the search's own), warm page latency, and
+//! the naive OFFSET/LIMIT baseline and the `COPY ... TO STDOUT` floor on
+//! the same rows.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clearance_core::access::Identity;
+use clearance_core::pages::ViewSpec;
+use clearance_core::read::{ReadConfig, ReadService};
+use clearance_core::snapshot::{FilterInput, SearchFilter};
+use clearance_dynamo::{DynamoScopeMirror, DynamoSnapshotStore};
+use clearance_pg::read::PgLedgerReader;
+use clearance_pg::PoolLimits;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+/// One cold search, as the child process reports it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ColdSearch {
+    pub rows: u64,
+    pub pages: u32,
+    pub sql_ms: f64,
+    pub encode_ms: f64,
+    pub store_ms: f64,
+    pub total_ms: f64,
+    pub peak_rss_kb: u64,
+}
+
+pub fn filter(treaty: &str) -> anyhow::Result<SearchFilter> {
+    Ok(SearchFilter::parse(&FilterInput {
+        treaty_ids: vec![treaty.to_owned()],
+        period_from: "2021-01".into(),
+        period_to: "2025-12".into(),
+        ..FilterInput::default()
+    })?)
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+pub type Service = ReadService<PgLedgerReader, DynamoSnapshotStore, DynamoScopeMirror>;
+
+pub async fn service(database_url: &str, table: &str) -> anyhow::Result<Service> {
+    let pool =
+        clearance_pg::connect(database_url, PoolLimits { connections_max: 2, ..PoolLimits::default() })
+            .await?;
+    let client = clearance_dynamo::client_from_env().await;
+    Ok(ReadService::new(
+        PgLedgerReader::new(pool),
+        DynamoSnapshotStore::new(client.clone(), table),
+        DynamoScopeMirror::new(client, table),
+        ReadConfig::default(),
+    ))
+}
+
+/// The child: one cold search as `operator`, printed as JSON on stdout.
+pub async fn search_once(
+    database_url: &str,
+    table: &str,
+    treaty: &str,
+    operator: &str,
+) -> anyhow::Result<()> {
+    let service = service(database_url, table).await?;
+    let who = Identity::parse(operator, "*")?;
+    let started = Instant::now();
+    let outcome = service.search(&who, &filter(treaty)?, now_secs()).await?;
+    let total = started.elapsed();
+    anyhow::ensure!(outcome.cache.as_str() == "miss", "the bench search was not cold");
+    let report = ColdSearch {
+        rows: outcome.meta.row_count,
+        pages: outcome.meta.page_count,
+        sql_ms: ms(outcome.timings.sql),
+        encode_ms: ms(outcome.timings.encode),
+        store_ms: ms(outcome.timings.store),
+        total_ms: ms(total),
+        peak_rss_kb: peak_rss_kb(),
+    };
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Runs the child and reads its report.
+pub fn cold_search_in_child(
+    database_url: &str,
+    table: &str,
+    treaty: &str,
+    operator: &str,
+) -> anyhow::Result<ColdSearch> {
+    let exe = std::env::current_exe()?;
+    let output = std::process::Command::new(exe)
+        .args([
+            "--database-url",
+            database_url,
+            "search-once",
+            "--table",
+            table,
+            "--treaty",
+            treaty,
+            "--operator",
+            operator,
+        ])
+        .output()
+        .context("running the search child")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "search child failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+/// Latencies of `reads` warm page reads of one snapshot, server side.
+pub async fn warm_pages(service: &Service, treaty: &str, reads: u32) -> anyhow::Result<Vec<f64>> {
+    let who = Identity::parse("bench-warm", "*")?;
+    let outcome = service.search(&who, &filter(treaty)?, now_secs()).await?;
+    let pages = outcome.meta.page_count.max(1);
+    let view = ViewSpec::default();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut out = Vec::with_capacity(reads as usize);
+    for _ in 0..reads {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let number = ((state >> 33) % u64::from(pages)) as u32;
+        let started = Instant::now();
+        let page = service.page(&who, &outcome.meta.id, number, &view, now_secs()).await?;
+        out.push(ms(started.elapsed()));
+        anyhow::ensure!(!page.rows_json.is_empty());
+    }
+    Ok(out)
+}
+
+/// The naive baseline: every page of the result as OFFSET/LIMIT on the
+/// unpartitioned copy. Returns (all pages ms, per-page ms).
+pub async fn naive_pages(pool: &PgPool, treaty: &str, rows: u64) -> anyhow::Result<(f64, Vec<f64>)> {
+    let pages = rows.div_ceil(1_000);
+    let started = Instant::now();
+    let mut per_page = Vec::with_capacity(pages as usize);
+    for page in 0..pages {
+        let one = Instant::now();
+        let got: Vec<(uuid::Uuid, String, rust_decimal::Decimal)> = sqlx::query_as(
+            "SELECT id, cedent_id, amount FROM transactions_flat
+             WHERE treaty_id = $1 AND accounting_period BETWEEN '2021-01-01' AND '2025-12-01' AND status = 'open'
+             ORDER BY treaty_id, accounting_period, id OFFSET $2 LIMIT 1000",
+        )
+        .bind(treaty)
+        .bind((page * 1_000) as i64)
+        .fetch_all(pool)
+        .await?;
+        per_page.push(ms(one.elapsed()));
+        anyhow::ensure!(!got.is_empty());
+    }
+    Ok((ms(started.elapsed()), per_page))
+}
+
+/// The floor: PostgreSQL's own COPY of the same rows to the client.
+pub async fn copy_floor(pool: &PgPool, treaty: &str) -> anyhow::Result<(f64, u64)> {
+    let mut conn = pool.acquire().await?;
+    let started = Instant::now();
+    let mut stream = conn
+        .copy_out_raw(&format!(
+            "COPY (SELECT id, treaty_id, cedent_id, accounting_period, txn_date, amount, currency, reference, status, row_version
+                   FROM transactions WHERE treaty_id = '{treaty}' AND accounting_period BETWEEN '2021-01-01' AND '2025-12-01'
+                   AND status = 'open' ORDER BY treaty_id, accounting_period, id) TO STDOUT"
+        ))
+        .await?;
+    let mut bytes = 0_u64;
+    while let Some(chunk) = stream.next().await {
+        bytes += chunk?.len() as u64;
+    }
+    Ok((ms(started.elapsed()), bytes))
+}

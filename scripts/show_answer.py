@@ -1,0 +1,23 @@
+"""Prints one API answer of the demo: curl's body, then a line 'status seconds'."""
+import json
+import sys
+
+text = sys.stdin.read().rstrip("\n").split("\n")
+status, secs = text[-1].split()
+body = json.loads("\n".join(text[:-1]))
+label = sys.argv[1]
+print(f"{label}: HTTP {status} in {float(secs) * 1000:.0f} ms (client side)")
+if "error" in body:
+    print(f"  {body['error']}: {body['message']}")
+if "cache" in body:
+    t = body["timings_ms"]
+    print(f"  snapshot {body['snapshot_id'][:16]}..., cache {body['cache']}, "
+          f"{body['row_count']} rows in {body['page_count']} pages")
+    if body["cache"] == "miss":
+        print(f"  server: SQL {t['sql']:.0f} ms, encode+compress {t['encode']:.0f} ms, store {t['store']:.0f} ms")
+    print("  totals: " + ", ".join(f"{x['currency']} {x['amount']} ({x['count']})" for x in body["totals"]))
+page = body.get("page", body)
+if "rows" in page:
+    print(f"  page {page['number']} of {page['page_count']}, {len(page['rows'])} rows, stale {page['stale']}, first rows:")
+    for r in page["rows"][:3]:
+        print(f"    {r['id'][:8]} {r['cedent_id']} {r['accounting_period']} {r['amount']:>14} {r['currency']} v{r['row_version']}")
