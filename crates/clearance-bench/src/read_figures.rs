@@ -25,6 +25,8 @@ pub struct ColdSearch {
     pub sql_ms: f64,
     pub encode_ms: f64,
     pub store_ms: f64,
+    /// SQL and encoding overlap (encoder thread): their wall time together.
+    pub read_encode_wall_ms: f64,
     pub total_ms: f64,
     pub peak_rss_kb: u64,
 }
@@ -87,6 +89,7 @@ pub async fn search_once(
         sql_ms: ms(outcome.timings.sql),
         encode_ms: ms(outcome.timings.encode),
         store_ms: ms(outcome.timings.store),
+        read_encode_wall_ms: ms(outcome.timings.read_encode_wall),
         total_ms: ms(total),
         peak_rss_kb: peak_rss_kb(),
     };

@@ -134,6 +134,7 @@ pub fn search_body(outcome: &SearchOutcome) -> Vec<u8> {
             "sql": outcome.timings.sql.as_secs_f64() * 1e3,
             "encode": outcome.timings.encode.as_secs_f64() * 1e3,
             "store": outcome.timings.store.as_secs_f64() * 1e3,
+            "read_encode_wall": outcome.timings.read_encode_wall.as_secs_f64() * 1e3,
         },
     })
     .to_string();
