@@ -367,7 +367,7 @@ async fn main() -> anyhow::Result<()> {
     let r = &results.read_path;
     let c = &r.cold_median;
     println!(
-        "| cold search {} ({} rows), median of 3: SQL wait / encode+compress (own thread) / store | {:.0} / {:.0} / {:.0} ms; SQL+encode wall {:.0} ms; total {:.0} ms |",
+        "| cold search {} ({} rows), median of 3: SQL wait / encode+compress / store | {:.0} / {:.0} / {:.0} ms; SQL+encode wall {:.0} ms; total {:.0} ms |",
         r.treaty, r.rows, c.sql_ms, c.encode_ms, c.store_ms, c.read_encode_wall_ms, c.total_ms
     );
     println!(
