@@ -67,3 +67,30 @@ async fn main() -> Result<(), Error> {
     }))
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVENT: &str = include_str!("../../../events/search-apigw-v2.json");
+
+    #[test]
+    fn the_operator_and_treaties_come_from_the_jwt_claims() -> Result<(), Box<dyn std::error::Error>> {
+        let request = lambda_http::request::from_str(EVENT)?;
+        let who = claims_identity(&request).ok_or("no identity")??;
+        assert_eq!(who.operator.as_str(), "operator-alice");
+        let allowed = |t: &str| clearance_core::TreatyId::parse(t).map(|t| who.entitlement.allows(&t));
+        assert_eq!((allowed("TR-0001")?, allowed("TR-0002")?, allowed("TR-0003")?), (true, true, false));
+        assert_eq!(request.uri().path(), "/v1/searches");
+        Ok(())
+    }
+
+    #[test]
+    fn a_request_without_an_authorizer_has_no_identity() -> Result<(), Box<dyn std::error::Error>> {
+        let mut event: serde_json::Value = serde_json::from_str(EVENT)?;
+        event["requestContext"]["authorizer"] = serde_json::Value::Null;
+        let request = lambda_http::request::from_str(&event.to_string())?;
+        assert!(claims_identity(&request).is_none());
+        Ok(())
+    }
+}
