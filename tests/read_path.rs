@@ -295,6 +295,14 @@ async fn snapshots_belong_to_their_operator_and_treaties_to_the_entitled() -> an
         call(&api, Method::GET, &format!("/v1/searches/{id}/pages/0?sort=amount"), b"", OP_B).await;
     assert_eq!(foreign_view.status, 404);
 
+    let withdrawn =
+        call(&api, Method::GET, &format!("/v1/searches/{id}/pages/0"), b"", Some(("op-a", "TR-0002"))).await;
+    assert_eq!(
+        (withdrawn.status, withdrawn.json["error"].as_str()),
+        (403, Some("not_entitled")),
+        "entitlement re-checked on reads"
+    );
+
     let calls_before = calls.total();
     let limited = Some(("op-c", "TR-0002,TR-0003"));
     let denied = search(&api, &body(r#""TR-0002", "TR-0001""#, "2021-01", "2025-12"), limited).await;

@@ -250,6 +250,10 @@ impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadService<L, S, M> {
         now_secs: i64,
     ) -> Result<Page, ReadError> {
         let base = self.live_meta(id, who, now_secs).await?.ok_or(ReadError::SnapshotNotFound)?;
+        // Entitlements can be withdrawn after a search: re-checked on every read.
+        if let Some(treaty) = base.treaty_ids.iter().find(|t| !who.entitlement.allows(t)) {
+            return Err(ReadError::NotEntitled(treaty.clone()));
+        }
         if view.is_identity() {
             return self.read_page(&base, id, number, true).await;
         }
