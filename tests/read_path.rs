@@ -104,9 +104,34 @@ async fn flushed_scans(db: &TestDb, scope_reads_after: i64) -> anyhow::Result<(i
     anyhow::bail!("the statistics never showed the scope-version read")
 }
 
+/// Waits (bounded) until the statistics stop moving: every other backend's
+/// counts have landed.
+async fn settled_scans(db: &TestDb) -> anyhow::Result<(i64, i64)> {
+    let mut last = transaction_scans(db).await?;
+    let mut unchanged = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = transaction_scans(db).await?;
+        unchanged = if now == last { unchanged + 1 } else { 0 };
+        if unchanged >= 3 && now.1 > 0 {
+            return Ok(now);
+        }
+        last = now;
+    }
+    anyhow::bail!("the statistics never settled")
+}
+
 #[tokio::test]
 async fn a_hit_reads_only_the_scope_versions_and_never_transactions() -> anyhow::Result<()> {
-    let stack = Stack::new(5_000).await?;
+    let stack = Stack::new(0).await?;
+    let options = stack.db.owner.connect_options().as_ref().clone();
+    // Load through a connection of its own and close it: a backend flushes its
+    // statistics when it exits, so the load's scans land before we count.
+    let loader = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect_with(options).await?;
+    clearance_pg::load::load(&loader, &mut Generator::new(4).with_rows(5_000)).await?;
+    loader.close().await;
+    let baseline = settled_scans(&stack.db).await?;
+
     // One application connection, so its statistics can be flushed on demand.
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
@@ -116,7 +141,7 @@ async fn a_hit_reads_only_the_scope_versions_and_never_transactions() -> anyhow:
     let request = body(r#""TR-0001""#, "2021-01", "2025-12");
     assert_eq!(search(&api, &request, OP_A).await.json["cache"], "miss");
     sqlx::query("SELECT pg_stat_force_next_flush()").execute(&pool).await?;
-    let before = flushed_scans(&stack.db, 0).await?;
+    let before = flushed_scans(&stack.db, baseline.1).await?;
     let calls_before = calls.total();
 
     let hit = search(&api, &request, OP_A).await;
