@@ -6,6 +6,7 @@
 //! exists here has already passed its validation.
 
 pub mod access;
+pub mod clearance;
 pub mod ids;
 pub mod money;
 pub mod pages;

@@ -1,0 +1,363 @@
+//! Clearing against a check: the validated request and the journal posting
+//! it books (groundwork of the write path; the guard lives in PostgreSQL).
+
+use std::collections::BTreeSet;
+
+use chrono::NaiveDate;
+
+use crate::ids::TransactionId;
+use crate::money::{Amount, Currency};
+use crate::snapshot::{InputError, SnapshotId, VersionToken};
+
+/// Most ids one selection may name (explicit ids or exceptions).
+pub const SELECTION_IDS_MAX: usize = 100_000;
+/// Longest check number accepted.
+pub const CHECK_NUMBER_LEN_MAX: usize = 64;
+
+/// Which rows of the snapshot a clearance takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    Ids(BTreeSet<TransactionId>),
+    AllExcept(BTreeSet<TransactionId>),
+}
+
+/// The check (payment) a selection is cleared against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub number: String,
+    pub amount: Amount,
+    pub currency: Currency,
+    pub received_on: NaiveDate,
+}
+
+/// A clearance request as the wire spelled it, before validation.
+#[derive(Debug, Clone, Default)]
+pub struct ClearanceInput {
+    pub snapshot_id: String,
+    pub version_token: String,
+    pub ids: Option<Vec<String>>,
+    pub all: Option<bool>,
+    pub except: Option<Vec<String>>,
+    pub check_number: String,
+    pub check_amount: String,
+    pub check_currency: String,
+    pub received_on: String,
+    pub allow_difference: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClearanceRequest {
+    pub snapshot_id: SnapshotId,
+    pub version_token: VersionToken,
+    pub selection: Selection,
+    pub check: Check,
+    pub allow_difference: bool,
+}
+
+fn id_set(raw: &[String], field: &str) -> Result<BTreeSet<TransactionId>, InputError> {
+    if raw.len() > SELECTION_IDS_MAX {
+        return Err(InputError::new(
+            "too_many_ids",
+            field,
+            format!("a selection names at most {SELECTION_IDS_MAX} ids"),
+        ));
+    }
+    let mut ids = BTreeSet::new();
+    for (i, text) in raw.iter().enumerate() {
+        let id = uuid::Uuid::try_parse(text.trim()).map_err(|_| {
+            InputError::new("invalid_id", format!("{field}/{i}"), "a transaction id is a UUID")
+        })?;
+        if !ids.insert(TransactionId(id)) {
+            return Err(InputError::new("duplicate_id", format!("{field}/{i}"), "each id may appear once"));
+        }
+    }
+    Ok(ids)
+}
+
+impl ClearanceRequest {
+    /// Validates a clearance request.
+    ///
+    /// # Errors
+    /// The first [`InputError`] found, with the JSON pointer of its field.
+    pub fn parse(input: &ClearanceInput) -> Result<Self, InputError> {
+        let snapshot_id = SnapshotId::parse(&input.snapshot_id)
+            .map_err(|e| InputError { field: "/snapshot_id".into(), ..e })?;
+        let version_token = VersionToken::parse(&input.version_token)
+            .map_err(|e| InputError::new("invalid_version_token", "/version_token", e.to_string()))?;
+        let selection = match (&input.ids, input.all, &input.except) {
+            (Some(ids), None, None) => {
+                if ids.is_empty() {
+                    return Err(InputError::new(
+                        "empty_selection",
+                        "/selection/ids",
+                        "select at least one transaction",
+                    ));
+                }
+                Selection::Ids(id_set(ids, "/selection/ids")?)
+            }
+            (None, Some(true), except) => {
+                Selection::AllExcept(id_set(except.as_deref().unwrap_or(&[]), "/selection/except")?)
+            }
+            _ => {
+                return Err(InputError::new(
+                    "invalid_selection",
+                    "/selection",
+                    "the selection is either {\"ids\": [...]} or {\"all\": true, \"except\": [...]}",
+                ))
+            }
+        };
+        let number = input.check_number.trim();
+        if number.is_empty()
+            || number.chars().count() > CHECK_NUMBER_LEN_MAX
+            || number.chars().any(char::is_control)
+        {
+            return Err(InputError::new(
+                "invalid_check_number",
+                "/check/number",
+                format!("the check number is 1 to {CHECK_NUMBER_LEN_MAX} printable characters"),
+            ));
+        }
+        let amount = Amount::parse(input.check_amount.trim())
+            .map_err(|e| InputError::new("invalid_amount", "/check/amount", e.to_string()))?;
+        if amount <= Amount::ZERO {
+            return Err(InputError::new(
+                "invalid_amount",
+                "/check/amount",
+                "the check amount must be positive",
+            ));
+        }
+        let currency = Currency::parse(&input.check_currency)
+            .map_err(|e| InputError::new("invalid_currency", "/check/currency", e.to_string()))?;
+        let received_on = NaiveDate::parse_from_str(input.received_on.trim(), "%Y-%m-%d").map_err(|_| {
+            InputError::new("invalid_date", "/check/received_on", "a date written YYYY-MM-DD")
+        })?;
+        Ok(Self {
+            snapshot_id,
+            version_token,
+            selection,
+            check: Check { number: number.to_owned(), amount, currency, received_on },
+            allow_difference: input.allow_difference,
+        })
+    }
+}
+
+/// Ledger accounts a clearance posts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Account {
+    Cash,
+    Receivable,
+    UnappliedCash,
+}
+
+impl Account {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cash => "cash",
+            Self::Receivable => "receivable",
+            Self::UnappliedCash => "unapplied_cash",
+        }
+    }
+}
+
+/// One journal line: exactly one of debit and credit is non-zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalLine {
+    pub account: Account,
+    pub debit: Amount,
+    pub credit: Amount,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PostingError {
+    #[error("the selected rows are in {found}, the check in {check}")]
+    CurrencyMismatch { check: Currency, found: Currency },
+    #[error("the selected total {selected} differs from the check amount {check}")]
+    AmountMismatch { selected: Amount, check: Amount },
+    #[error("an amount left the ledger's range")]
+    Range,
+}
+
+/// The balanced posting of a clearance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posting {
+    pub cleared_total: Amount,
+    /// check amount - cleared total, booked to unapplied cash.
+    pub difference: Amount,
+    pub lines: Vec<JournalLine>,
+}
+
+fn line(account: Account, signed: Amount, debit_when_positive: bool) -> Option<JournalLine> {
+    let value = signed.as_decimal();
+    if value.is_zero() {
+        return None;
+    }
+    let magnitude = Amount::from_decimal(value.abs()).ok()?;
+    let debit = value.is_sign_positive() == debit_when_positive;
+    Some(if debit {
+        JournalLine { account, debit: magnitude, credit: Amount::ZERO }
+    } else {
+        JournalLine { account, debit: Amount::ZERO, credit: magnitude }
+    })
+}
+
+impl Posting {
+    /// Plans the posting of `rows` (amount, currency) cleared against `check`:
+    /// debit cash with the check, credit receivables with the rows, and the
+    /// difference, when allowed, to unapplied cash.
+    ///
+    /// # Errors
+    /// [`PostingError`] on a currency or (unallowed) amount mismatch.
+    pub fn plan(
+        check: &Check,
+        rows: impl IntoIterator<Item = (Amount, Currency)>,
+        allow_difference: bool,
+    ) -> Result<Self, PostingError> {
+        let mut total = Amount::ZERO;
+        for (amount, currency) in rows {
+            if currency != check.currency {
+                return Err(PostingError::CurrencyMismatch { check: check.currency, found: currency });
+            }
+            total = total.checked_add(amount).map_err(|_| PostingError::Range)?;
+        }
+        let difference = Amount::from_decimal(check.amount.as_decimal() - total.as_decimal())
+            .map_err(|_| PostingError::Range)?;
+        if difference != Amount::ZERO && !allow_difference {
+            return Err(PostingError::AmountMismatch { selected: total, check: check.amount });
+        }
+        let lines: Vec<JournalLine> = [
+            line(Account::Cash, check.amount, true),
+            line(Account::Receivable, total, false),
+            line(Account::UnappliedCash, difference, false),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let posting = Self { cleared_total: total, difference, lines };
+        assert!(posting.balances(), "a clearance posting must balance");
+        Ok(posting)
+    }
+
+    /// The reversal: every line with debit and credit swapped.
+    pub fn reversed(&self) -> Vec<JournalLine> {
+        self.lines
+            .iter()
+            .map(|l| JournalLine { account: l.account, debit: l.credit, credit: l.debit })
+            .collect()
+    }
+
+    pub fn balances(&self) -> bool {
+        let debits: rust_decimal::Decimal = self.lines.iter().map(|l| l.debit.as_decimal()).sum();
+        let credits: rust_decimal::Decimal = self.lines.iter().map(|l| l.credit.as_decimal()).sum();
+        debits == credits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn usd() -> Currency {
+        Currency::parse("USD").unwrap_or_else(|_| unreachable!())
+    }
+
+    fn check(cents: i64) -> Check {
+        Check {
+            number: "CHK-1".into(),
+            amount: Amount::from_cents(cents),
+            currency: usd(),
+            received_on: NaiveDate::default(),
+        }
+    }
+
+    fn input() -> ClearanceInput {
+        ClearanceInput {
+            snapshot_id: "a".repeat(64),
+            version_token: VersionToken::new([]).to_string(),
+            ids: Some(vec![uuid::Uuid::from_u128(1).to_string()]),
+            check_number: "CHK-1".into(),
+            check_amount: "10.00".into(),
+            check_currency: "USD".into(),
+            received_on: "2024-05-31".into(),
+            ..ClearanceInput::default()
+        }
+    }
+
+    #[test]
+    fn bad_requests_name_their_field() {
+        let one = uuid::Uuid::from_u128(1).to_string();
+        let cases: [(&str, &str, ClearanceInput); 8] = [
+            (
+                "duplicate_id",
+                "/selection/ids/1",
+                ClearanceInput { ids: Some(vec![one.clone(), one.clone()]), ..input() },
+            ),
+            ("empty_selection", "/selection/ids", ClearanceInput { ids: Some(vec![]), ..input() }),
+            ("invalid_selection", "/selection", ClearanceInput { all: Some(true), ..input() }),
+            ("invalid_amount", "/check/amount", ClearanceInput { check_amount: "-5.00".into(), ..input() }),
+            ("invalid_amount", "/check/amount", ClearanceInput { check_amount: "5.001".into(), ..input() }),
+            (
+                "invalid_currency",
+                "/check/currency",
+                ClearanceInput { check_currency: "ABC".into(), ..input() },
+            ),
+            (
+                "invalid_version_token",
+                "/version_token",
+                ClearanceInput { version_token: "v9.00".into(), ..input() },
+            ),
+            (
+                "invalid_date",
+                "/check/received_on",
+                ClearanceInput { received_on: "2024-02-30".into(), ..input() },
+            ),
+        ];
+        for (code, field, case) in cases {
+            let err = ClearanceRequest::parse(&case).err();
+            assert_eq!(err.as_ref().map(|e| (e.code, e.field.as_str())), Some((code, field)), "{err:?}");
+        }
+        assert!(ClearanceRequest::parse(&input()).is_ok());
+        let all = ClearanceInput { ids: None, all: Some(true), except: Some(vec![one]), ..input() };
+        assert!(
+            matches!(ClearanceRequest::parse(&all).map(|r| r.selection), Ok(Selection::AllExcept(s)) if s.len() == 1)
+        );
+    }
+
+    #[test]
+    fn mismatches_are_refused_unless_a_difference_is_allowed() {
+        let rows = [(Amount::from_cents(600), usd()), (Amount::from_cents(300), usd())];
+        assert_eq!(
+            Posting::plan(&check(1_000), rows, false),
+            Err(PostingError::AmountMismatch {
+                selected: Amount::from_cents(900),
+                check: Amount::from_cents(1_000)
+            })
+        );
+        let eur = Currency::parse("EUR").unwrap_or_else(|_| unreachable!());
+        assert!(matches!(
+            Posting::plan(&check(900), [(Amount::from_cents(900), eur)], false),
+            Err(PostingError::CurrencyMismatch { .. })
+        ));
+        let posting = Posting::plan(&check(1_000), rows, true);
+        assert_eq!(
+            posting.as_ref().map(|p| (p.cleared_total, p.difference, p.lines.len())),
+            Ok((Amount::from_cents(900), Amount::from_cents(100), 3))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn every_posting_and_its_reversal_balance(
+            check_cents in 1_i64..10_000_000_000,
+            rows in proptest::collection::vec(-1_000_000_000_i64..1_000_000_000, 1..40),
+        ) {
+            let rows: Vec<_> = rows.into_iter().map(|c| (Amount::from_cents(c), usd())).collect();
+            let posting = Posting::plan(&check(check_cents), rows.iter().copied(), true).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert!(posting.balances());
+            prop_assert!(posting.lines.iter().all(|l| (l.debit == Amount::ZERO) != (l.credit == Amount::ZERO)));
+            let reversal = Posting { lines: posting.reversed(), ..posting.clone() };
+            prop_assert!(reversal.balances());
+            prop_assert_eq!(posting.cleared_total.checked_add(posting.difference), Ok(Amount::from_cents(check_cents)));
+        }
+    }
+}
