@@ -77,6 +77,10 @@ struct ReadResults {
     copy_to_stdout_ms: f64,
     copy_to_stdout_bytes: u64,
     large: Option<ColdSearch>,
+    clear_100k_ms: f64,
+    clear_100k_rows: u64,
+    clear_retry_ms: f64,
+    clear_retry_rows_changed: u64,
 }
 
 fn with_database(url: &str, database: &str) -> String {
@@ -136,6 +140,9 @@ async fn read_path(args: &Args, pool: &PgPool) -> anyhow::Result<ReadResults> {
         let (naive_all_pages_ms, naive_pages) = read_figures::naive_pages(pool, treaty, rows).await?;
         progress("COPY ... TO STDOUT floor");
         let (copy_to_stdout_ms, copy_to_stdout_bytes) = read_figures::copy_floor(pool, treaty).await?;
+        progress("one clear of 100K rows in PostgreSQL, then its identical retry");
+        let (clear_100k_ms, clear_100k_rows, clear_retry_ms, clear_retry_rows_changed) =
+            read_figures::big_clear(pool, "TR-0001", "USD", 100_000).await?;
         anyhow::Ok(ReadResults {
             treaty: treaty.to_owned(),
             rows,
@@ -148,6 +155,10 @@ async fn read_path(args: &Args, pool: &PgPool) -> anyhow::Result<ReadResults> {
             copy_to_stdout_ms,
             copy_to_stdout_bytes,
             large: None,
+            clear_100k_ms,
+            clear_100k_rows,
+            clear_retry_ms,
+            clear_retry_rows_changed,
         })
     }
     .await;
@@ -396,6 +407,10 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "| COPY ... TO STDOUT of the same rows (floor) | {:.0} ms ({:.1} MB); ours SQL+encode is {:.2}x the floor |",
         r.copy_to_stdout_ms, r.copy_to_stdout_bytes as f64 / 1e6, c.read_encode_wall_ms / r.copy_to_stdout_ms
+    );
+    println!(
+        "| one clear of {} rows in PostgreSQL (guard + ledger + journal, one transaction); identical retry | {:.0} ms; retry {:.0} ms, {} rows changed |",
+        r.clear_100k_rows, r.clear_100k_ms, r.clear_retry_ms, r.clear_retry_rows_changed
     );
     eprintln!("bench: wrote {}", args.out.display());
     Ok(())

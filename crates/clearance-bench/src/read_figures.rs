@@ -190,3 +190,65 @@ pub async fn copy_floor(pool: &PgPool, treaty: &str) -> anyhow::Result<(f64, u64
     }
     Ok((ms(started.elapsed()), bytes))
 }
+
+/// One clear of `rows` open rows of a treaty in PostgreSQL (the guard, the
+/// ledger and the journal in one transaction), then the identical retry,
+/// which the guard refuses without changing a row. Returns (ms, rows,
+/// retry ms, rows the retry changed).
+pub async fn big_clear(
+    pool: &PgPool,
+    treaty: &str,
+    currency: &str,
+    rows: i64,
+) -> anyhow::Result<(f64, u64, f64, u64)> {
+    use clearance_core::clearance::{Check, Posting};
+    use clearance_pg::clear::{post_clearance, ClearanceHeader, GuardError, SnapshotRowRef};
+    let selected: Vec<(uuid::Uuid, chrono::NaiveDate, i64, rust_decimal::Decimal)> = sqlx::query_as(
+        "SELECT id, accounting_period, row_version, amount FROM transactions
+         WHERE treaty_id = $1 AND currency = $2 AND status = 'open' ORDER BY id LIMIT $3",
+    )
+    .bind(treaty)
+    .bind(currency)
+    .bind(rows)
+    .fetch_all(pool)
+    .await?;
+    let currency = clearance_core::Currency::parse(currency)?;
+    let amounts = selected.iter().map(|s| clearance_core::Amount::from_decimal(s.3).map(|a| (a, currency)));
+    let amounts = amounts.collect::<Result<Vec<_>, _>>()?;
+    let total: rust_decimal::Decimal = selected.iter().map(|s| s.3).sum();
+    let check = Check {
+        number: "BENCH-1".into(),
+        amount: clearance_core::Amount::from_decimal(total)?,
+        currency,
+        received_on: chrono::NaiveDate::from_ymd_opt(2024, 5, 31).unwrap_or_default(),
+    };
+    let posting = Posting::plan(&check, amounts, false)?;
+    let refs: Vec<SnapshotRowRef> = selected
+        .iter()
+        .map(|s| SnapshotRowRef { id: s.0, accounting_period: s.1, row_version: s.2 })
+        .collect();
+    let header = |key: &str| ClearanceHeader {
+        clearance_id: uuid::Uuid::new_v4(),
+        operator_id: "bench".into(),
+        snapshot_id: "b".repeat(64),
+        snapshot_filter: "{}".into(),
+        version_token: "v1.".into(),
+        idempotency_key: key.into(),
+    };
+    let treaty = clearance_core::TreatyId::parse(treaty)?;
+    let started = Instant::now();
+    let posted = post_clearance(pool, &treaty, &refs, &check, &posting, &header("bench-1")).await?;
+    let first_ms = ms(started.elapsed());
+    let started = Instant::now();
+    let retry = post_clearance(pool, &treaty, &refs, &check, &posting, &header("bench-2")).await;
+    let retry_ms = ms(started.elapsed());
+    let changed = match retry {
+        Err(GuardError::StaleSnapshot(moved)) => {
+            anyhow::ensure!(moved.len() == refs.len(), "every row of the retry had moved");
+            0
+        }
+        Ok(p) => p.rows,
+        Err(GuardError::Database(e)) => return Err(e),
+    };
+    Ok((first_ms, posted.rows, retry_ms, changed))
+}
