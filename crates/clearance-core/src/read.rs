@@ -110,10 +110,6 @@ impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadService<L, S, M> {
         Self { ledger, store, mirror, config }
     }
 
-    pub fn store(&self) -> &S {
-        &self.store
-    }
-
     /// Runs a search: the current version token from the ledger (one
     /// primary-key read), then the snapshot from the store on a hit, or one
     /// streamed ledger read materialized into chunks on a miss.

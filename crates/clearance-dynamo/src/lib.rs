@@ -68,10 +68,9 @@ impl DynamoSnapshotStore {
         Self { client, table: table.into() }
     }
 
-    async fn write_all(&self, mut requests: Vec<WriteRequest>) -> Result<(), BackendError> {
-        for batch_start in (0..requests.len()).step_by(BATCH_WRITE_ITEMS_MAX) {
-            let end = (batch_start + BATCH_WRITE_ITEMS_MAX).min(requests.len());
-            let mut batch: Vec<WriteRequest> = requests[batch_start..end].to_vec();
+    async fn write_all(&self, requests: &[WriteRequest]) -> Result<(), BackendError> {
+        for slice in requests.chunks(BATCH_WRITE_ITEMS_MAX) {
+            let mut batch: Vec<WriteRequest> = slice.to_vec();
             let mut attempt = 0;
             while !batch.is_empty() {
                 attempt += 1;
@@ -94,7 +93,6 @@ impl DynamoSnapshotStore {
                 }
             }
         }
-        requests.clear();
         Ok(())
     }
 }
@@ -188,7 +186,7 @@ impl SnapshotStore for DynamoSnapshotStore {
                 Ok(WriteRequest::builder().put_request(put).build())
             })
             .collect::<Result<Vec<_>, BackendError>>()?;
-        self.write_all(requests).await
+        self.write_all(&requests).await
     }
 
     async fn put_meta(&self, meta: &SnapshotMeta) -> Result<(), BackendError> {

@@ -127,10 +127,6 @@ impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadApi<L, S, M> {
         Self { service }
     }
 
-    pub fn service(&self) -> &ReadService<L, S, M> {
-        &self.service
-    }
-
     /// Whether this API serves the route (the local server asks each API).
     pub fn serves(path: &str) -> bool {
         path == "/v1/searches" || path.starts_with("/v1/searches/")
