@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use clearance_core::clearance::{Check, Posting};
+use clearance_core::ports::LedgerWriteError;
 use clearance_core::{Amount, Currency, TreatyId};
 use clearance_loader::generate::Generator;
-use clearance_pg::clear::{post_clearance, ClearanceHeader, GuardError, SnapshotRowRef};
+use clearance_pg::clear::{post_clearance, ClearanceHeader, SnapshotRowRef};
 use clearance_tests::TestDb;
 use rust_decimal::Decimal;
 use sqlx::PgPool;
@@ -39,15 +40,19 @@ async fn snapshot(pool: &PgPool, limit: i64) -> anyhow::Result<Vec<Row>> {
         .collect())
 }
 
-async fn clear(pool: &PgPool, rows: &[Row], key: &str) -> Result<u64, GuardError> {
+async fn clear(pool: &PgPool, rows: &[Row], key: &str) -> Result<u64, LedgerWriteError> {
     let total: Decimal = rows.iter().map(|r| r.amount).sum();
     // Checks are positive; a selection netting to zero or less is paid by a
     // nominal check with the difference booked.
     let (amount, allow) = if total > Decimal::ZERO { (total, false) } else { (Decimal::new(100, 2), true) };
     let check = Check {
         number: format!("CHK-{key}"),
-        amount: Amount::from_decimal(amount).map_err(|e| GuardError::Database(anyhow::anyhow!(e)))?,
-        currency: Currency::parse("USD").map_err(|e| GuardError::Database(anyhow::anyhow!(e)))?,
+        amount: Amount::from_decimal(amount).map_err(|e| {
+            LedgerWriteError::Backend(clearance_core::ports::BackendError::new(e.to_string()))
+        })?,
+        currency: Currency::parse("USD").map_err(|e| {
+            LedgerWriteError::Backend(clearance_core::ports::BackendError::new(e.to_string()))
+        })?,
         received_on: NaiveDate::from_ymd_opt(2024, 5, 31).unwrap_or_default(),
     };
     let usd = check.currency;
@@ -56,16 +61,17 @@ async fn clear(pool: &PgPool, rows: &[Row], key: &str) -> Result<u64, GuardError
         rows.iter().map(|r| (Amount::from_decimal(r.amount).unwrap_or(Amount::ZERO), usd)),
         allow,
     )
-    .map_err(|e| GuardError::Database(anyhow::anyhow!(e)))?;
+    .map_err(|e| LedgerWriteError::Backend(clearance_core::ports::BackendError::new(e.to_string())))?;
     let header = ClearanceHeader {
-        clearance_id: Uuid::new_v4(),
+        clearance_id: clearance_core::clearance::clearance_id_for("op", key),
         operator_id: "op".into(),
         snapshot_id: "s".repeat(64),
         snapshot_filter: "{}".into(),
         version_token: "v1.".into(),
         idempotency_key: key.into(),
     };
-    let treaty = TreatyId::parse("TR-0001").map_err(|e| GuardError::Database(anyhow::anyhow!(e)))?;
+    let treaty = TreatyId::parse("TR-0001")
+        .map_err(|e| LedgerWriteError::Backend(clearance_core::ports::BackendError::new(e.to_string())))?;
     let refs: Vec<SnapshotRowRef> = rows.iter().map(|r| r.r).collect();
     post_clearance(pool, &treaty, &refs, &check, &posting, &header).await.map(|p| p.rows)
 }
@@ -84,7 +90,7 @@ async fn a_stale_selection_is_refused_with_exactly_the_moved_ids_and_nothing_wri
     let clearances = count(&db.owner, "SELECT count(*) FROM clearances").await?;
     let version = count(&db.owner, "SELECT version FROM scope_versions WHERE treaty_id = 'TR-0001'").await?;
     match clear(&db.app, &rows[2..6], "k2").await {
-        Err(GuardError::StaleSnapshot(moved)) => assert_eq!(moved, vec![rows[2].r.id]),
+        Err(LedgerWriteError::StaleRows(moved)) => assert_eq!(moved, vec![rows[2].r.id]),
         other => panic!("expected a stale refusal, got {other:?}"),
     }
     assert_eq!(count(&db.owner, "SELECT count(*) FROM clearances").await?, clearances, "nothing written");
@@ -108,7 +114,7 @@ async fn a_stale_selection_is_refused_with_exactly_the_moved_ids_and_nothing_wri
         .execute(&db.app)
         .await?;
     match clear(&db.app, &rows[6..9], "k3").await {
-        Err(GuardError::StaleSnapshot(moved)) => assert_eq!(moved, vec![rows[7].r.id]),
+        Err(LedgerWriteError::StaleRows(moved)) => assert_eq!(moved, vec![rows[7].r.id]),
         other => panic!("expected a stale refusal, got {other:?}"),
     }
     db.drop_db().await
@@ -160,7 +166,7 @@ async fn concurrent_operators_never_clear_a_row_twice_nor_deadlock_and_disjoint_
                         assert_eq!(n as usize, pick.len());
                         outcomes.0 += 1;
                     }
-                    Err(GuardError::StaleSnapshot(moved)) => {
+                    Err(LedgerWriteError::StaleRows(moved)) => {
                         assert!(!moved.is_empty());
                         outcomes.1 += 1;
                     }

@@ -11,7 +11,7 @@ use clearance_core::ports::{BackendError, LedgerReader, RowStream};
 use clearance_core::read::{ReadConfig, ReadService};
 use clearance_core::snapshot::{SearchFilter, VersionToken};
 use clearance_dynamo::{DynamoScopeMirror, DynamoSnapshotStore};
-use clearance_http::{ApiRequest, ReadApi};
+use clearance_http::{Api, ApiRequest, ReadApi};
 use clearance_pg::read::PgLedgerReader;
 use http::Method;
 
@@ -95,6 +95,7 @@ pub async fn call(
             path,
             query,
             body,
+            headers: &http::HeaderMap::new(),
             identity: identity.map(|(op, treaties)| Identity::parse(op, treaties)),
             now_secs: now(),
         })

@@ -3,9 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
 
-use crate::ids::TransactionId;
+use crate::ids::{TransactionId, TreatyId};
 use crate::money::{Amount, Currency};
 use crate::snapshot::{InputError, SnapshotId, VersionToken};
 
@@ -141,6 +142,132 @@ impl ClearanceRequest {
     }
 }
 
+/// Longest reversal reason accepted.
+pub const REVERSAL_REASON_LEN_MAX: usize = 500;
+
+/// Why a clearance is reversed: mandatory, 1 to 500 printable characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReversalReason(String);
+
+impl ReversalReason {
+    /// # Errors
+    /// [`InputError`] `invalid_reason` on `/reason`.
+    pub fn parse(raw: &str) -> Result<Self, InputError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty()
+            || trimmed.chars().count() > REVERSAL_REASON_LEN_MAX
+            || trimmed.chars().any(|c| c.is_control() && c != '\n')
+        {
+            return Err(InputError::new(
+                "invalid_reason",
+                "/reason",
+                format!("a reversal needs a reason of 1 to {REVERSAL_REASON_LEN_MAX} printable characters"),
+            ));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The id of the clearance a request posts: derived from the operator and
+/// the idempotency key, so a retried request names the same clearance.
+pub fn clearance_id_for(operator: &str, idempotency_key: &str) -> Uuid {
+    const NAMESPACE: Uuid = Uuid::from_u128(0x6c1e_a7a0_5c1e_4a7e_9c1e_a7a0_0000_0001);
+    Uuid::new_v5(&NAMESPACE, format!("clearance\n{operator}\n{idempotency_key}").as_bytes())
+}
+
+/// The id of the reversal a request posts, derived like [`clearance_id_for`].
+pub fn reversal_id_for(operator: &str, idempotency_key: &str) -> Uuid {
+    const NAMESPACE: Uuid = Uuid::from_u128(0x6c1e_a7a0_5c1e_4a7e_9c1e_a7a0_0000_0002);
+    Uuid::new_v5(&NAMESPACE, format!("reversal\n{operator}\n{idempotency_key}").as_bytes())
+}
+
+/// A selected row as the snapshot recorded it: what the guard compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotRowRef {
+    pub id: Uuid,
+    pub accounting_period: NaiveDate,
+    pub row_version: i64,
+}
+
+/// Who posts, from which snapshot, under which idempotency key (audit).
+#[derive(Debug, Clone)]
+pub struct ClearanceHeader {
+    pub clearance_id: Uuid,
+    pub operator_id: String,
+    pub snapshot_id: String,
+    pub snapshot_filter: String,
+    pub version_token: String,
+    pub idempotency_key: String,
+}
+
+/// Who reverses which clearance, why, under which idempotency key.
+#[derive(Debug, Clone)]
+pub struct ReversalHeader {
+    pub reversal_id: Uuid,
+    pub clearance_id: Uuid,
+    pub reason: ReversalReason,
+    pub operator_id: String,
+    pub idempotency_key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClearanceState {
+    Posted,
+    Reversed,
+}
+
+impl ClearanceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Posted => "posted",
+            Self::Reversed => "reversed",
+        }
+    }
+}
+
+/// A reversal as the ledger holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReversalRecord {
+    pub reversal_id: Uuid,
+    pub reason: String,
+    pub operator_id: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A clearance as the ledger holds it: header, totals, journal and, once
+/// reversed, its reversal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClearanceRecord {
+    pub clearance_id: Uuid,
+    pub treaty_id: TreatyId,
+    pub check: Check,
+    pub row_count: u32,
+    pub cleared_total: Amount,
+    pub difference: Amount,
+    pub operator_id: String,
+    pub snapshot_id: String,
+    pub snapshot_filter: String,
+    pub version_token: String,
+    pub created_at: DateTime<Utc>,
+    /// The clearance's own posting (the reversal posts the mirror image).
+    pub journal: Vec<JournalLine>,
+    pub reversal: Option<ReversalRecord>,
+}
+
+impl ClearanceRecord {
+    pub fn state(&self) -> ClearanceState {
+        if self.reversal.is_some() {
+            ClearanceState::Reversed
+        } else {
+            ClearanceState::Posted
+        }
+    }
+}
+
 /// Ledger accounts a clearance posts to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Account {
@@ -156,6 +283,11 @@ impl Account {
             Self::Receivable => "receivable",
             Self::UnappliedCash => "unapplied_cash",
         }
+    }
+
+    /// The account a ledger row names; `None` for an unknown name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Cash, Self::Receivable, Self::UnappliedCash].into_iter().find(|a| a.as_str() == raw)
     }
 }
 

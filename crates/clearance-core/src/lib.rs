@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod clearance;
+pub mod idempotency;
 pub mod ids;
 pub mod money;
 pub mod pages;
@@ -15,6 +16,7 @@ pub mod ports;
 pub mod read;
 pub mod snapshot;
 pub mod transaction;
+pub mod write;
 
 pub use ids::{CedentId, TransactionId, TreatyId};
 pub use money::{Amount, Currency};

@@ -7,6 +7,9 @@ use std::pin::Pin;
 
 use futures_core::Stream;
 
+use uuid::Uuid;
+
+use crate::clearance::{Check, ClearanceHeader, ClearanceRecord, Posting, ReversalHeader, SnapshotRowRef};
 use crate::ids::TreatyId;
 use crate::pages::{Chunk, Summary};
 use crate::snapshot::{OperatorId, SearchFilter, SnapshotId, VersionToken};
@@ -121,4 +124,72 @@ pub trait ScopeMirror: Send + Sync {
     /// MUST return [`BackendError`] when a write fails (a version already
     /// higher is not a failure).
     fn publish(&self, versions: &[(TreatyId, i64)]) -> impl Future<Output = Result<(), BackendError>> + Send;
+}
+
+/// A write to the ledger that did not happen, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerWriteError {
+    /// Selected rows no longer open at the snapshot's version, sorted;
+    /// nothing was written.
+    #[error("{} selected rows moved since the snapshot", .0.len())]
+    StaleRows(Vec<Uuid>),
+    #[error("no such clearance")]
+    ClearanceNotFound,
+    #[error("the clearance is already reversed")]
+    AlreadyReversed,
+    /// The idempotency key is already bound to another posting.
+    #[error("the idempotency key is bound to another posting")]
+    KeyBoundElsewhere,
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// What a posting (or reversal) did: the treaty's scope version after it,
+/// and whether the ledger already held it under the same idempotency key
+/// (nothing was written this time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Posted {
+    pub clearance_id: Uuid,
+    pub rows: u64,
+    pub scope_version: i64,
+    pub already_posted: bool,
+}
+
+/// The clearance ledger as the write path sees it. The guard lives in the
+/// adapter's transaction: a posting MUST check, lock and clear the rows,
+/// write header, lines and journal, bind the idempotency key and bump the
+/// scope version atomically, or do nothing.
+pub trait ClearanceLedger: Send + Sync {
+    /// Posts a clearance of `rows` of `treaty`.
+    ///
+    /// # Errors
+    /// [`LedgerWriteError::StaleRows`] when any row moved (nothing written);
+    /// backend errors.
+    fn post(
+        &self,
+        treaty: &TreatyId,
+        rows: &[SnapshotRowRef],
+        check: &Check,
+        posting: &Posting,
+        header: &ClearanceHeader,
+    ) -> impl Future<Output = Result<Posted, LedgerWriteError>> + Send;
+
+    /// Reverses a clearance: its rows open again with new versions.
+    ///
+    /// # Errors
+    /// [`LedgerWriteError::ClearanceNotFound`], [`LedgerWriteError::AlreadyReversed`],
+    /// [`LedgerWriteError::KeyBoundElsewhere`]; backend errors.
+    fn reverse(
+        &self,
+        header: &ReversalHeader,
+    ) -> impl Future<Output = Result<Posted, LedgerWriteError>> + Send;
+
+    /// A clearance with its journal and reversal, or `None`.
+    ///
+    /// # Errors
+    /// MUST return [`BackendError`] when the ledger cannot be read.
+    fn clearance(
+        &self,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Option<ClearanceRecord>, BackendError>> + Send;
 }

@@ -12,6 +12,7 @@ use crate::pages::{
 };
 use crate::ports::{BackendError, LedgerReader, ScopeMirror, SnapshotMeta, SnapshotStore};
 use crate::snapshot::{SearchFilter, SnapshotId};
+use crate::transaction::LedgerRow;
 
 /// Chunks stored per batch while a snapshot is being built (DynamoDB's
 /// BatchWriteItem takes 25 items).
@@ -103,6 +104,39 @@ pub struct ReadService<L, S, M> {
     store: S,
     mirror: M,
     config: ReadConfig,
+}
+
+/// Every row of a stored snapshot, in its order, decoded from its chunks
+/// (read a few at a time). Never touches the ledger.
+///
+/// # Errors
+/// Backend errors; [`ChunkError`] when a chunk is missing or corrupt.
+pub(crate) async fn snapshot_rows<S: SnapshotStore>(
+    store: &S,
+    meta: &SnapshotMeta,
+) -> Result<Vec<LedgerRow>, ReadError> {
+    let pages = meta.page_count.min(PAGES_MAX);
+    let chunks: Vec<Option<Vec<u8>>> = futures_util::stream::iter(0..pages)
+        .map(|n| store.chunk(&meta.id, n))
+        .buffered(CHUNK_READS_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    let mut rows = Vec::with_capacity(meta.row_count.min(10_000_000) as usize);
+    for (n, chunk) in chunks.into_iter().enumerate() {
+        let chunk = chunk.ok_or_else(|| {
+            ReadError::Chunk(ChunkError::Corrupt(format!("page {n} of {} is missing", meta.id)))
+        })?;
+        rows.extend(decode_rows(&chunk)?);
+    }
+    if rows.len() as u64 != meta.row_count {
+        return Err(ReadError::Chunk(ChunkError::Corrupt(format!(
+            "{} holds {} rows in its chunks, its meta says {}",
+            meta.id,
+            rows.len(),
+            meta.row_count
+        ))));
+    }
+    Ok(rows)
 }
 
 impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadService<L, S, M> {
@@ -309,20 +343,7 @@ impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadService<L, S, M> {
         view: &ViewSpec,
         view_id: SnapshotId,
     ) -> Result<SnapshotMeta, ReadError> {
-        let pages = base.page_count.min(PAGES_MAX);
-        let chunks: Vec<Option<Vec<u8>>> = futures_util::stream::iter(0..pages)
-            .map(|n| self.store.chunk(&base.id, n))
-            .buffered(CHUNK_READS_IN_FLIGHT)
-            .try_collect()
-            .await?;
-        let mut rows = Vec::with_capacity(base.row_count.min(10_000_000) as usize);
-        for (n, chunk) in chunks.into_iter().enumerate() {
-            let chunk = chunk.ok_or_else(|| {
-                ReadError::Chunk(ChunkError::Corrupt(format!("page {n} of {} is missing", base.id)))
-            })?;
-            rows.extend(decode_rows(&chunk)?);
-        }
-        assert_eq!(rows.len() as u64, base.row_count, "a snapshot's chunks hold its row count");
+        let mut rows = snapshot_rows(&self.store, base).await?;
         view.apply(&mut rows);
         let mut builder = SnapshotBuilder::new(base.page_size as usize);
         let mut out = Vec::new();

@@ -6,12 +6,16 @@
 //! | snapshot or view meta | `snapshot#<id>` | owner, filter, view_of, view_spec, treaties, token, row_count, page_count, page_size, summary (JSON), created_at, expires_at |
 //! | page chunk | `snapshot#<id>#page#<n>` | data (zstd JSON), rows, expires_at |
 //! | scope mirror | `scope#<treaty>` | version |
+//! | idempotency record | `idem#<key>#<operator>` | request_hash, state, lease_until, status, body, expires_at |
 //!
 //! Every chunk has its own partition key, so a hot page never throttles its
 //! siblings, and is read with a strongly consistent GetItem. `expires_at` is
 //! the table's TTL attribute (template.yaml).
 
+pub mod idempotency;
 pub mod table;
+
+pub use idempotency::DynamoIdempotencyStore;
 
 use std::collections::HashMap;
 use std::time::Duration;

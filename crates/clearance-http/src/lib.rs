@@ -4,15 +4,19 @@
 //! headers in the local server only) and the clock.
 
 pub mod config;
+mod read;
 pub mod wire;
+mod write;
+
+pub use read::ReadApi;
+pub use write::{WriteApi, CLEARANCE_BODY_BYTES_MAX};
 
 use bytes::Bytes;
 use clearance_core::access::Identity;
 use clearance_core::pages::ViewSpec;
-use clearance_core::ports::{LedgerReader, ScopeMirror, SnapshotStore};
-use clearance_core::read::{ReadError, ReadService};
-use clearance_core::snapshot::{InputError, SearchFilter, SnapshotId};
-use http::{Method, Response, StatusCode};
+use clearance_core::read::ReadError;
+use clearance_core::snapshot::{InputError, SearchFilter};
+use http::{HeaderMap, Method, Response, StatusCode};
 
 /// Largest request body accepted on any route.
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
@@ -28,11 +32,13 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// More members of the body (the moved ids of a stale selection, ...).
+    pub details: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None }
+        Self { status, code, message: message.into(), field: None, details: Vec::new() }
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
@@ -40,10 +46,18 @@ impl ApiError {
         self
     }
 
+    pub fn with_detail(mut self, name: &'static str, value: impl Into<serde_json::Value>) -> Self {
+        self.details.push((name, value.into()));
+        self
+    }
+
     pub fn into_response(self) -> Response<Bytes> {
         let mut body = serde_json::json!({ "error": self.code, "message": self.message });
         if let Some(field) = self.field {
             body["field"] = serde_json::Value::String(field);
+        }
+        for (name, value) in self.details {
+            body[name] = value;
         }
         json_response(self.status, body.to_string().into_bytes())
     }
@@ -53,7 +67,7 @@ impl From<InputError> for ApiError {
     fn from(err: InputError) -> Self {
         let status =
             if err.code == "invalid_identity" { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
-        Self { status, code: err.code, message: err.message, field: Some(err.field) }
+        Self { status, code: err.code, message: err.message, field: Some(err.field), details: Vec::new() }
     }
 }
 
@@ -97,7 +111,7 @@ impl From<ReadError> for ApiError {
     }
 }
 
-fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Bytes> {
+pub(crate) fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Bytes> {
     let mut response = Response::new(Bytes::from(body));
     *response.status_mut() = status;
     response
@@ -106,67 +120,27 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Bytes> {
     response
 }
 
+/// An API the Lambda runtime or the local server can serve.
+pub trait Api: Send + Sync {
+    /// Whether this API serves the path.
+    fn serves(&self, path: &str) -> bool;
+
+    fn handle(&self, request: ApiRequest<'_>) -> impl std::future::Future<Output = Response<Bytes>> + Send;
+}
+
 /// One request as the router sees it.
 pub struct ApiRequest<'a> {
     pub method: &'a Method,
     pub path: &'a str,
     pub query: Option<&'a str>,
     pub body: &'a [u8],
+    pub headers: &'a HeaderMap,
     /// `None` when the caller could not establish an identity.
     pub identity: Option<Result<Identity, InputError>>,
     pub now_secs: i64,
 }
 
-/// The read API: searches and pages.
-pub struct ReadApi<L, S, M> {
-    service: ReadService<L, S, M>,
-}
-
-impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadApi<L, S, M> {
-    pub fn new(service: ReadService<L, S, M>) -> Self {
-        Self { service }
-    }
-
-    /// Whether this API serves the route (the local server asks each API).
-    pub fn serves(path: &str) -> bool {
-        path == "/v1/searches" || path.starts_with("/v1/searches/")
-    }
-
-    pub async fn handle(&self, request: ApiRequest<'_>) -> Response<Bytes> {
-        match self.route(request).await {
-            Ok(response) => response,
-            Err(err) => err.into_response(),
-        }
-    }
-
-    async fn route(&self, request: ApiRequest<'_>) -> Result<Response<Bytes>, ApiError> {
-        let segments: Vec<&str> = request.path.trim_end_matches('/').split('/').skip(1).collect();
-        match (request.method, segments.as_slice()) {
-            (&Method::POST, ["v1", "searches"]) => {
-                let who = identity(request.identity)?;
-                let filter = parse_search(request.body)?;
-                let outcome = self.service.search(&who, &filter, request.now_secs).await?;
-                Ok(json_response(StatusCode::OK, wire::search_body(&outcome)))
-            }
-            (&Method::GET, ["v1", "searches", id, "pages", number]) => {
-                let who = identity(request.identity)?;
-                let id = SnapshotId::parse(id).map_err(|e| ApiError::from(e).with_field("id"))?;
-                let number = parse_page_number(number)?;
-                let view = parse_view(request.query)?;
-                let page = self.service.page(&who, &id, number, &view, request.now_secs).await?;
-                Ok(json_response(StatusCode::OK, wire::page_body(&page)))
-            }
-            (_, ["v1", "searches"]) | (_, ["v1", "searches", _, "pages", _]) => Err(ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "see the API document for the methods of this route",
-            )),
-            _ => Err(ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route")),
-        }
-    }
-}
-
-fn identity(identity: Option<Result<Identity, InputError>>) -> Result<Identity, ApiError> {
+pub(crate) fn identity(identity: Option<Result<Identity, InputError>>) -> Result<Identity, ApiError> {
     match identity {
         None => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -178,18 +152,40 @@ fn identity(identity: Option<Result<Identity, InputError>>) -> Result<Identity, 
     }
 }
 
+/// 413 `body_too_large` when `body` is over `max` bytes.
+///
+/// # Errors
+/// As said.
+pub fn check_body_size(body: &[u8], max: usize) -> Result<(), ApiError> {
+    if body.len() > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is over {max} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// 405 for a known route asked with another method.
+pub(crate) fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "see the API document for the methods of this route",
+    )
+}
+
+pub(crate) fn route_not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route")
+}
+
 /// Parses and validates a search body. No IO happens before this succeeds.
 ///
 /// # Errors
 /// [`ApiError`] 400/413 with a stable code and the field.
 pub fn parse_search(body: &[u8]) -> Result<SearchFilter, ApiError> {
-    if body.len() > BODY_BYTES_MAX {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the body is over {BODY_BYTES_MAX} bytes"),
-        ));
-    }
+    check_body_size(body, BODY_BYTES_MAX)?;
     let request: wire::SearchRequest = wire::parse_json(body)?;
     Ok(SearchFilter::parse(&request.into())?)
 }

@@ -1,5 +1,6 @@
 //! Wire types: request DTOs (unknown fields refused) and response bodies.
 
+use clearance_core::clearance::{ClearanceInput, ClearanceRecord, JournalLine};
 use clearance_core::read::{Page, SearchOutcome};
 use clearance_core::snapshot::FilterInput;
 use http::StatusCode;
@@ -32,6 +33,138 @@ impl From<SearchRequest> for FilterInput {
             currency: r.currency,
         }
     }
+}
+
+/// Fields the server owns: a client naming one is refused as
+/// `read_only_field` (mass assignment), not silently ignored.
+pub const SERVER_OWNED_FIELDS: [&str; 12] = [
+    "status",
+    "row_version",
+    "clearance_id",
+    "state",
+    "operator_id",
+    "cleared_total",
+    "difference",
+    "row_count",
+    "created_at",
+    "treaty_id",
+    "reversal_id",
+    "journal",
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectionWire {
+    #[serde(default)]
+    pub ids: Option<Vec<String>>,
+    #[serde(default)]
+    pub all: Option<bool>,
+    #[serde(default)]
+    pub except: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckWire {
+    pub number: String,
+    /// A decimal string: money is never a JSON number.
+    pub amount: String,
+    pub currency: String,
+    pub received_on: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClearanceRequestWire {
+    pub snapshot_id: String,
+    pub version_token: String,
+    pub selection: SelectionWire,
+    pub check: CheckWire,
+    #[serde(default)]
+    pub allow_difference: bool,
+}
+
+impl From<ClearanceRequestWire> for ClearanceInput {
+    fn from(r: ClearanceRequestWire) -> Self {
+        Self {
+            snapshot_id: r.snapshot_id,
+            version_token: r.version_token,
+            ids: r.selection.ids,
+            all: r.selection.all,
+            except: r.selection.except,
+            check_number: r.check.number,
+            check_amount: r.check.amount,
+            check_currency: r.check.currency,
+            received_on: r.check.received_on,
+            allow_difference: r.allow_difference,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReversalRequestWire {
+    pub reason: String,
+}
+
+fn journal_json(lines: &[JournalLine], currency: &str) -> serde_json::Value {
+    lines
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "account": l.account.as_str(),
+                "debit": l.debit.to_string(),
+                "credit": l.credit.to_string(),
+                "currency": currency,
+            })
+        })
+        .collect()
+}
+
+/// The body of a clearance (`POST /v1/clearances`, `GET /v1/clearances/{id}`,
+/// the reversal).
+pub fn clearance_body(record: &ClearanceRecord) -> Vec<u8> {
+    let currency = record.check.currency.as_str();
+    let filter: serde_json::Value =
+        serde_json::from_str(&record.snapshot_filter).unwrap_or(serde_json::Value::Null);
+    let reversal = record.reversal.as_ref().map(|r| {
+        let mirrored: Vec<JournalLine> = record
+            .journal
+            .iter()
+            .map(|l| JournalLine { account: l.account, debit: l.credit, credit: l.debit })
+            .collect();
+        serde_json::json!({
+            "reversal_id": r.reversal_id,
+            "reason": r.reason,
+            "operator_id": r.operator_id,
+            "created_at": r.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "journal": journal_json(&mirrored, currency),
+        })
+    });
+    serde_json::json!({
+        "clearance_id": record.clearance_id,
+        "state": record.state().as_str(),
+        "treaty_id": record.treaty_id.as_str(),
+        "row_count": record.row_count,
+        "cleared_total": record.cleared_total.to_string(),
+        "difference": record.difference.to_string(),
+        "currency": currency,
+        "check": {
+            "number": record.check.number,
+            "amount": record.check.amount.to_string(),
+            "currency": currency,
+            "received_on": record.check.received_on.to_string(),
+        },
+        "operator_id": record.operator_id,
+        "snapshot_id": record.snapshot_id,
+        "snapshot_filter": filter,
+        "version_token": record.version_token,
+        "created_at": record.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "journal": journal_json(&record.journal, currency),
+        "reversal": reversal,
+    })
+    .to_string()
+    .into_bytes()
 }
 
 /// Deserializes a JSON body, answering with the JSON pointer of the field

@@ -11,20 +11,29 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use clearance_core::access::Identity;
+use clearance_core::idempotency::IdempotencyConfig;
 use clearance_core::read::{ReadConfig, ReadService};
 use clearance_core::snapshot::InputError;
-use clearance_dynamo::{DynamoScopeMirror, DynamoSnapshotStore};
-use clearance_http::config::ReadEnv;
-use clearance_http::{ApiError, ApiRequest, ReadApi, BODY_BYTES_MAX};
+use clearance_core::write::{WriteConfig, WriteService};
+use clearance_dynamo::{DynamoIdempotencyStore, DynamoScopeMirror, DynamoSnapshotStore};
+use clearance_http::config::{ReadEnv, WriteEnv};
+use clearance_http::{Api, ApiError, ApiRequest, ReadApi, WriteApi, CLEARANCE_BODY_BYTES_MAX};
+use clearance_pg::clear::PgClearanceLedger;
 use clearance_pg::read::PgLedgerReader;
 use clearance_pg::PoolLimits;
 use http::StatusCode;
 
 type Read = ReadApi<PgLedgerReader, DynamoSnapshotStore, DynamoScopeMirror>;
+type Write = WriteApi<DynamoSnapshotStore, PgClearanceLedger, DynamoScopeMirror, DynamoIdempotencyStore>;
 
+/// Every API of the system, as the Lambda functions split them.
 struct App {
     read: Read,
+    write: Write,
 }
+
+/// The largest body any route takes; each route checks its own limit.
+const BODY_BYTES_MAX: usize = CLEARANCE_BODY_BYTES_MAX;
 
 fn dev_identity(headers: &http::HeaderMap) -> Option<Result<Identity, InputError>> {
     let operator = headers.get("x-dev-operator")?.to_str().ok()?;
@@ -48,11 +57,14 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
                 path: parts.uri.path(),
                 query: parts.uri.query(),
                 body: &body,
+                headers: &parts.headers,
                 identity: dev_identity(&parts.headers),
                 now_secs,
             };
-            if Read::serves(request.path) {
+            if app.read.serves(request.path) {
                 app.read.handle(request).await
+            } else if app.write.serves(request.path) {
+                app.write.handle(request).await
             } else {
                 ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route").into_response()
             }
@@ -65,6 +77,7 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     let env = ReadEnv::from_env()?;
+    let write_env = WriteEnv::from_env()?;
     let addr: SocketAddr = std::env::var("CLEARANCE_ADDR")
         .unwrap_or_else(|_| "127.0.0.1:8080".into())
         .parse()
@@ -80,13 +93,28 @@ async fn main() -> anyhow::Result<()> {
     clearance_dynamo::table::ensure(&dynamo, &env.table)
         .await
         .context("creating the local DynamoDB table")?;
-    let service = ReadService::new(
-        PgLedgerReader::new(pool),
-        DynamoSnapshotStore::new(dynamo.clone(), env.table.clone()),
-        DynamoScopeMirror::new(dynamo, env.table.clone()),
+    let store = DynamoSnapshotStore::new(dynamo.clone(), env.table.clone());
+    let mirror = DynamoScopeMirror::new(dynamo.clone(), env.table.clone());
+    let read = ReadService::new(
+        PgLedgerReader::new(pool.clone()),
+        store.clone(),
+        mirror.clone(),
         ReadConfig { snapshot_ttl_secs: env.snapshot_ttl_secs, ..ReadConfig::default() },
     );
-    let app = Arc::new(App { read: ReadApi::new(service) });
+    let write = WriteService::new(
+        store,
+        PgClearanceLedger::new(pool),
+        mirror,
+        WriteConfig { sync_rows_max: write_env.sync_rows_max },
+    );
+    let idempotency = IdempotencyConfig {
+        ttl_secs: write_env.idempotency_ttl_secs,
+        lease_secs: write_env.idempotency_lease_secs,
+    };
+    let app = Arc::new(App {
+        read: ReadApi::new(read),
+        write: WriteApi::new(write, DynamoIdempotencyStore::new(dynamo, env.table.clone()), idempotency),
+    });
     let router = axum::Router::new().fallback(handle).with_state(app);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     eprintln!("clearance-local: serving on http://{addr}");

@@ -6,46 +6,25 @@
 //! it is held only for the commit.
 
 use anyhow::Context;
-use chrono::NaiveDate;
-use clearance_core::clearance::{Check, Posting};
-use clearance_core::TreatyId;
+use chrono::{DateTime, NaiveDate, Utc};
+use clearance_core::clearance::{
+    Account, Check, ClearanceRecord, JournalLine, Posting, ReversalHeader, ReversalRecord,
+};
+pub use clearance_core::clearance::{ClearanceHeader, SnapshotRowRef};
+use clearance_core::ports::{BackendError, ClearanceLedger, LedgerWriteError, Posted};
+use clearance_core::{Amount, Currency, TreatyId};
 use rust_decimal::Decimal;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-/// A selected row as the snapshot recorded it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SnapshotRowRef {
-    pub id: Uuid,
-    pub accounting_period: NaiveDate,
-    pub row_version: i64,
+/// The PostgreSQL error of a unique violation on `constraint`, if it is one.
+fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
+    err.as_database_error()
+        .is_some_and(|e| e.code().as_deref() == Some("23505") && e.constraint() == Some(constraint))
 }
 
-/// Who posts, from which snapshot, under which idempotency key.
-#[derive(Debug, Clone)]
-pub struct ClearanceHeader {
-    pub clearance_id: Uuid,
-    pub operator_id: String,
-    pub snapshot_id: String,
-    pub snapshot_filter: String,
-    pub version_token: String,
-    pub idempotency_key: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum GuardError {
-    /// Rows that are no longer open at the snapshot's version; nothing was written.
-    #[error("{} selected rows moved since the snapshot", .0.len())]
-    StaleSnapshot(Vec<Uuid>),
-    #[error(transparent)]
-    Database(#[from] anyhow::Error),
-}
-
-/// The scope version after a posting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Posted {
-    pub rows: u64,
-    pub scope_version: i64,
+fn db(err: impl Into<anyhow::Error>) -> LedgerWriteError {
+    LedgerWriteError::Backend(BackendError::new(format!("{:#}", err.into())))
 }
 
 /// SQL string literal of a treaty code. Codes hold only A-Z, 0-9 and '-'
@@ -56,11 +35,14 @@ fn treaty_literal(treaty: &TreatyId) -> String {
     format!("'{treaty}'")
 }
 
-/// Clears `rows` of `treaty` against `check` in one transaction.
+/// Clears `rows` of `treaty` against `check` in one transaction, or does
+/// nothing. When the ledger already holds a clearance under the header's
+/// operator and idempotency key, nothing is written and that clearance is
+/// named (`already_posted`).
 ///
 /// # Errors
-/// [`GuardError::StaleSnapshot`] with the moved ids when any selected row is
-/// not open at the snapshot's version (nothing written); database errors.
+/// [`LedgerWriteError::StaleRows`] with the moved ids when any selected row
+/// is not open at the snapshot's version (nothing written); database errors.
 pub async fn post_clearance(
     pool: &PgPool,
     treaty: &TreatyId,
@@ -68,19 +50,43 @@ pub async fn post_clearance(
     check: &Check,
     posting: &Posting,
     header: &ClearanceHeader,
-) -> Result<Posted, GuardError> {
-    assert!(!rows.is_empty(), "a clearance clears at least one row");
+) -> Result<Posted, LedgerWriteError> {
     let mut distinct: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     distinct.sort_unstable();
     distinct.dedup();
-    if distinct.len() != rows.len() {
-        return Err(GuardError::Database(anyhow::anyhow!("the selection names a row twice")));
+    if rows.is_empty() || distinct.len() != rows.len() {
+        return Err(db(anyhow::anyhow!("a clearance names each of its rows once, and at least one")));
     }
+    post_in_transaction(pool, treaty, rows, check, posting, header).await
+}
+
+/// The clearance already posted under this operator's key, if any.
+async fn posted_under_key(
+    tx: &mut Transaction<'_, Postgres>,
+    operator: &str,
+    key: &str,
+) -> Result<Option<Uuid>, LedgerWriteError> {
+    sqlx::query_scalar("SELECT clearance_id FROM clearances WHERE operator_id = $1 AND idempotency_key = $2")
+        .bind(operator)
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)
+}
+
+async fn post_in_transaction(
+    pool: &PgPool,
+    treaty: &TreatyId,
+    rows: &[SnapshotRowRef],
+    check: &Check,
+    posting: &Posting,
+    header: &ClearanceHeader,
+) -> Result<Posted, LedgerWriteError> {
     let treaty_sql = treaty_literal(treaty);
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let periods: Vec<NaiveDate> = rows.iter().map(|r| r.accounting_period).collect();
     let versions: Vec<i64> = rows.iter().map(|r| r.row_version).collect();
-    let mut tx = pool.begin().await.context("starting the clearance")?;
+    let mut tx = pool.begin().await.context("starting the clearance").map_err(db)?;
 
     // Lock the selected rows in one fixed order: two overlapping clearances
     // wait for each other instead of deadlocking.
@@ -97,7 +103,15 @@ pub async fn post_clearance(
     .bind(&periods)
     .fetch_all(&mut *tx)
     .await
-    .context("locking the selected rows")?;
+    .context("locking the selected rows")
+    .map_err(db)?;
+    // Under the row locks: a request that already posted under this key
+    // (a retry after a lost answer) committed before we got them.
+    if let Some(clearance_id) =
+        posted_under_key(&mut tx, &header.operator_id, &header.idempotency_key).await?
+    {
+        return Ok(Posted { clearance_id, rows: 0, scope_version: 0, already_posted: true });
+    }
     let mut moved: Vec<Uuid> = rows
         .iter()
         .filter(|r| {
@@ -109,7 +123,7 @@ pub async fn post_clearance(
         .collect();
     if !moved.is_empty() {
         moved.sort();
-        return Err(GuardError::StaleSnapshot(moved));
+        return Err(LedgerWriteError::StaleRows(moved));
     }
 
     let cleared = sqlx::query(&format!(
@@ -125,11 +139,12 @@ pub async fn post_clearance(
     .bind(header.clearance_id)
     .execute(&mut *tx)
     .await
-    .context("clearing the rows")?
+    .context("clearing the rows")
+    .map_err(db)?
     .rows_affected();
     assert_eq!(cleared, rows.len() as u64, "affected rows must equal selected rows under the row locks");
 
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO clearances (clearance_id, treaty_id, check_number, check_amount, currency, received_on,
             cleared_total, difference, row_count, operator_id, snapshot_id, snapshot_filter, version_token, idempotency_key)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14)",
@@ -149,8 +164,24 @@ pub async fn post_clearance(
     .bind(&header.version_token)
     .bind(&header.idempotency_key)
     .execute(&mut *tx)
-    .await
-    .context("writing the clearance header")?;
+    .await;
+    match inserted {
+        Ok(_) => {}
+        // Another transaction bound this key (the clearance id derives from
+        // it) while this one ran: that posting stands, this one rolls back.
+        Err(e)
+            if is_unique_violation(&e, "clearance_idempotency_key_once")
+                || is_unique_violation(&e, "clearances_pkey") =>
+        {
+            return Ok(Posted {
+                clearance_id: header.clearance_id,
+                rows: 0,
+                scope_version: 0,
+                already_posted: true,
+            });
+        }
+        Err(e) => return Err(db(anyhow::Error::new(e).context("writing the clearance header"))),
+    }
 
     sqlx::query(&format!(
         "INSERT INTO clearance_lines (clearance_id, transaction_id, treaty_id, accounting_period, amount, row_version)
@@ -166,7 +197,8 @@ pub async fn post_clearance(
     .bind(&versions)
     .execute(&mut *tx)
     .await
-    .context("writing the clearance lines")?;
+    .context("writing the clearance lines")
+    .map_err(db)?;
 
     let accounts: Vec<&str> = posting.lines.iter().map(|l| l.account.as_str()).collect();
     let debits: Vec<Decimal> = posting.lines.iter().map(|l| l.debit.as_decimal()).collect();
@@ -182,18 +214,269 @@ pub async fn post_clearance(
     .bind(check.currency.as_str())
     .execute(&mut *tx)
     .await
-    .context("writing the journal")?;
+    .context("writing the journal")
+    .map_err(db)?;
 
     // Last, so the treaty's scope row is locked only until the commit.
-    let scope_version: i64 = sqlx::query_scalar(
+    let scope_version = bump_scope(&mut tx, treaty).await?;
+    tx.commit().await.context("committing the clearance").map_err(db)?;
+    Ok(Posted { clearance_id: header.clearance_id, rows: cleared, scope_version, already_posted: false })
+}
+
+/// Reverses a clearance in one transaction: the reversal row (unique per
+/// clearance, so a second reversal is refused), its rows open again with new
+/// versions (locked in the guard's order, each statement naming the treaty),
+/// the mirror-image journal, and the scope version bumped last.
+///
+/// # Errors
+/// [`LedgerWriteError::ClearanceNotFound`], [`LedgerWriteError::AlreadyReversed`],
+/// [`LedgerWriteError::KeyBoundElsewhere`] (the key reversed another
+/// clearance); database errors.
+pub async fn reverse_clearance(pool: &PgPool, header: &ReversalHeader) -> Result<Posted, LedgerWriteError> {
+    let mut tx = pool.begin().await.context("starting the reversal").map_err(db)?;
+    let bound: Option<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT reversal_id, clearance_id FROM clearance_reversals WHERE operator_id = $1 AND idempotency_key = $2",
+    )
+    .bind(&header.operator_id)
+    .bind(&header.idempotency_key)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?;
+    if let Some((_, clearance_id)) = bound {
+        return if clearance_id == header.clearance_id {
+            Ok(Posted { clearance_id, rows: 0, scope_version: 0, already_posted: true })
+        } else {
+            Err(LedgerWriteError::KeyBoundElsewhere)
+        };
+    }
+    let found: Option<(String, i32)> =
+        sqlx::query_as("SELECT treaty_id, row_count FROM clearances WHERE clearance_id = $1")
+            .bind(header.clearance_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+    let Some((treaty, row_count)) = found else { return Err(LedgerWriteError::ClearanceNotFound) };
+    let treaty = TreatyId::parse(&treaty).map_err(|e| db(anyhow::anyhow!("stored treaty id: {e}")))?;
+    let treaty_sql = treaty_literal(&treaty);
+
+    // First, so a concurrent second reversal waits on this row's uniqueness
+    // and is then refused, instead of finding the rows already open.
+    let inserted = sqlx::query(
+        "INSERT INTO clearance_reversals (reversal_id, clearance_id, reason, operator_id, idempotency_key)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(header.reversal_id)
+    .bind(header.clearance_id)
+    .bind(header.reason.as_str())
+    .bind(&header.operator_id)
+    .bind(&header.idempotency_key)
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e, "clearance_reversals_clearance_id_key") => {
+            return Err(LedgerWriteError::AlreadyReversed)
+        }
+        Err(e)
+            if is_unique_violation(&e, "reversal_idempotency_key_once")
+                || is_unique_violation(&e, "clearance_reversals_pkey") =>
+        {
+            return Ok(Posted {
+                clearance_id: header.clearance_id,
+                rows: 0,
+                scope_version: 0,
+                already_posted: true,
+            })
+        }
+        Err(e) => return Err(db(anyhow::Error::new(e).context("writing the reversal"))),
+    }
+
+    let lines: Vec<(Uuid, NaiveDate)> = sqlx::query_as(
+        "SELECT transaction_id, accounting_period FROM clearance_lines WHERE clearance_id = $1
+         ORDER BY accounting_period, transaction_id",
+    )
+    .bind(header.clearance_id)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?;
+    let ids: Vec<Uuid> = lines.iter().map(|l| l.0).collect();
+    let periods: Vec<NaiveDate> = lines.iter().map(|l| l.1).collect();
+    sqlx::query(&format!(
+        "SELECT t.id FROM transactions t
+         JOIN unnest($1::uuid[], $2::date[]) AS s(id, accounting_period)
+           ON t.id = s.id AND t.accounting_period = s.accounting_period
+         WHERE t.treaty_id = {treaty_sql}
+         ORDER BY t.accounting_period, t.id
+         FOR UPDATE OF t"
+    ))
+    .bind(&ids)
+    .bind(&periods)
+    .fetch_all(&mut *tx)
+    .await
+    .context("locking the clearance's rows")
+    .map_err(db)?;
+    let reopened = sqlx::query(&format!(
+        "UPDATE transactions t
+         SET status = 'open', clearance_id = NULL, row_version = t.row_version + 1
+         FROM unnest($1::uuid[], $2::date[]) AS s(id, accounting_period)
+         WHERE t.treaty_id = {treaty_sql} AND t.accounting_period = s.accounting_period AND t.id = s.id
+           AND t.status = 'cleared' AND t.clearance_id = $3"
+    ))
+    .bind(&ids)
+    .bind(&periods)
+    .bind(header.clearance_id)
+    .execute(&mut *tx)
+    .await
+    .context("reopening the rows")
+    .map_err(db)?
+    .rows_affected();
+    if reopened != row_count as u64 || lines.len() != row_count as usize {
+        return Err(db(anyhow::anyhow!(
+            "clearance {} has {row_count} rows but {} lines and {reopened} cleared rows: refusing to reverse",
+            header.clearance_id,
+            lines.len()
+        )));
+    }
+    sqlx::query(
+        "INSERT INTO journal_entries (clearance_id, reversal_id, account, debit, credit, currency)
+         SELECT clearance_id, $2, account, credit, debit, currency FROM journal_entries
+         WHERE clearance_id = $1 AND reversal_id IS NULL ORDER BY entry_id",
+    )
+    .bind(header.clearance_id)
+    .bind(header.reversal_id)
+    .execute(&mut *tx)
+    .await
+    .context("writing the reversal journal")
+    .map_err(db)?;
+    let scope_version = bump_scope(&mut tx, &treaty).await?;
+    tx.commit().await.context("committing the reversal").map_err(db)?;
+    Ok(Posted { clearance_id: header.clearance_id, rows: reopened, scope_version, already_posted: false })
+}
+
+async fn bump_scope(tx: &mut Transaction<'_, Postgres>, treaty: &TreatyId) -> Result<i64, LedgerWriteError> {
+    sqlx::query_scalar(
         "INSERT INTO scope_versions AS s (treaty_id, version) VALUES ($1, 1)
          ON CONFLICT (treaty_id) DO UPDATE SET version = s.version + 1, updated_at = now()
          RETURNING version",
     )
     .bind(treaty.as_str())
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await
-    .context("bumping the scope version")?;
-    tx.commit().await.context("committing the clearance")?;
-    Ok(Posted { rows: cleared, scope_version })
+    .context("bumping the scope version")
+    .map_err(db)
+}
+
+type HeaderRow = (
+    Uuid,
+    String,
+    String,
+    Decimal,
+    String,
+    NaiveDate,
+    Decimal,
+    Decimal,
+    i32,
+    String,
+    String,
+    String,
+    String,
+    DateTime<Utc>,
+);
+
+/// A clearance with its journal and reversal, or `None`.
+///
+/// # Errors
+/// When the ledger cannot be read or holds a value the domain refuses.
+pub async fn read_clearance(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<ClearanceRecord>> {
+    let header: Option<HeaderRow> = sqlx::query_as(
+        "SELECT clearance_id, treaty_id, check_number, check_amount, currency::text, received_on, cleared_total,
+                difference, row_count, operator_id, snapshot_id, snapshot_filter::text, version_token, created_at
+         FROM clearances WHERE clearance_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(h) = header else { return Ok(None) };
+    let reversal: Option<(Uuid, String, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT reversal_id, reason, operator_id, created_at FROM clearance_reversals WHERE clearance_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    let journal: Vec<(String, Decimal, Decimal)> = sqlx::query_as(
+        "SELECT account, debit, credit FROM journal_entries WHERE clearance_id = $1 AND reversal_id IS NULL
+         ORDER BY entry_id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    let amount = |d: Decimal| Amount::from_decimal(d).map_err(|e| anyhow::anyhow!("stored amount {d}: {e}"));
+    Ok(Some(ClearanceRecord {
+        clearance_id: h.0,
+        treaty_id: TreatyId::parse(&h.1).map_err(|e| anyhow::anyhow!("stored treaty id: {e}"))?,
+        check: Check {
+            number: h.2,
+            amount: amount(h.3)?,
+            currency: Currency::parse(&h.4).map_err(|e| anyhow::anyhow!("stored currency: {e}"))?,
+            received_on: h.5,
+        },
+        cleared_total: amount(h.6)?,
+        difference: amount(h.7)?,
+        row_count: u32::try_from(h.8)?,
+        operator_id: h.9,
+        snapshot_id: h.10,
+        snapshot_filter: h.11,
+        version_token: h.12,
+        created_at: h.13,
+        journal: journal
+            .into_iter()
+            .map(|(account, debit, credit)| {
+                Ok(JournalLine {
+                    account: Account::parse(&account)
+                        .ok_or_else(|| anyhow::anyhow!("stored account {account}"))?,
+                    debit: amount(debit)?,
+                    credit: amount(credit)?,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?,
+        reversal: reversal.map(|(reversal_id, reason, operator_id, created_at)| ReversalRecord {
+            reversal_id,
+            reason,
+            operator_id,
+            created_at,
+        }),
+    }))
+}
+
+/// The clearance ledger on PostgreSQL, for the write path.
+#[derive(Clone)]
+pub struct PgClearanceLedger {
+    pool: PgPool,
+}
+
+impl PgClearanceLedger {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+impl ClearanceLedger for PgClearanceLedger {
+    async fn post(
+        &self,
+        treaty: &TreatyId,
+        rows: &[SnapshotRowRef],
+        check: &Check,
+        posting: &Posting,
+        header: &ClearanceHeader,
+    ) -> Result<Posted, LedgerWriteError> {
+        post_clearance(&self.pool, treaty, rows, check, posting, header).await
+    }
+
+    async fn reverse(&self, header: &ReversalHeader) -> Result<Posted, LedgerWriteError> {
+        reverse_clearance(&self.pool, header).await
+    }
+
+    async fn clearance(&self, id: Uuid) -> Result<Option<ClearanceRecord>, BackendError> {
+        read_clearance(&self.pool, id).await.map_err(|e| BackendError::new(format!("{e:#}")))
+    }
 }

@@ -1,0 +1,360 @@
+//! The write path: a clearance resolved against the snapshot it came from
+//! and posted through the ledger's guard; reading and reversing clearances.
+//! No decision here replaces the guard: the snapshot only says which rows
+//! at which versions the operator saw, PostgreSQL decides whether they are
+//! still so.
+
+use std::collections::BTreeSet;
+
+use uuid::Uuid;
+
+use crate::access::Identity;
+use crate::clearance::{
+    clearance_id_for, ClearanceHeader, ClearanceRecord, ClearanceRequest, Posting, PostingError,
+    ReversalHeader, ReversalReason, Selection, SnapshotRowRef,
+};
+use crate::idempotency::IdempotencyKey;
+use crate::ids::{TransactionId, TreatyId};
+use crate::ports::{
+    BackendError, ClearanceLedger, LedgerWriteError, ScopeMirror, SnapshotMeta, SnapshotStore,
+};
+use crate::read::{snapshot_rows, ReadError};
+use crate::transaction::{LedgerRow, TxnStatus};
+
+/// Default largest selection cleared inside the request.
+pub const SYNC_ROWS_MAX_DEFAULT: usize = 2_000;
+
+#[derive(Debug, Clone, Copy)]
+pub struct WriteConfig {
+    /// Largest selection cleared inside the request; larger ones go to the
+    /// batch workflow.
+    pub sync_rows_max: usize,
+}
+
+impl Default for WriteConfig {
+    fn default() -> Self {
+        Self { sync_rows_max: SYNC_ROWS_MAX_DEFAULT }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("not entitled to treaty {0}")]
+    NotEntitled(TreatyId),
+    /// No such snapshot for this operator, or it expired.
+    #[error("snapshot not found")]
+    SnapshotNotFound,
+    /// The request's version token is not the snapshot's.
+    #[error("the version token is not the snapshot's")]
+    VersionTokenMismatch,
+    /// Ids the snapshot does not hold.
+    #[error("{} ids are not in the snapshot", .ids.len())]
+    UnknownIds { field: &'static str, ids: Vec<Uuid> },
+    /// Selected rows that were not open when the snapshot was taken.
+    #[error("{} selected rows were not open in the snapshot", .0.len())]
+    RowsNotOpen(Vec<Uuid>),
+    #[error("the selection spans treaties {0:?}")]
+    SpansTreaties(Vec<TreatyId>),
+    #[error("the selection holds no open row")]
+    EmptySelection,
+    #[error("{rows} rows is over the limit of {max} cleared in the request")]
+    TooLargeForSync { rows: u64, max: usize },
+    #[error(transparent)]
+    Posting(#[from] PostingError),
+    /// Rows that moved since the snapshot, sorted; nothing written.
+    #[error("{} selected rows moved since the snapshot", .0.len())]
+    Stale(Vec<Uuid>),
+    #[error("no such clearance")]
+    ClearanceNotFound,
+    #[error("the clearance is already reversed")]
+    AlreadyReversed,
+    #[error("the idempotency key is bound to another posting")]
+    KeyBoundElsewhere,
+    #[error("backend unavailable: {0}")]
+    Backend(#[from] BackendError),
+    #[error("the snapshot could not be read: {0}")]
+    Snapshot(String),
+}
+
+impl From<ReadError> for WriteError {
+    fn from(err: ReadError) -> Self {
+        match err {
+            ReadError::Backend(e) => Self::Backend(e),
+            other => Self::Snapshot(other.to_string()),
+        }
+    }
+}
+
+impl From<LedgerWriteError> for WriteError {
+    fn from(err: LedgerWriteError) -> Self {
+        match err {
+            LedgerWriteError::StaleRows(ids) => Self::Stale(ids),
+            LedgerWriteError::ClearanceNotFound => Self::ClearanceNotFound,
+            LedgerWriteError::AlreadyReversed => Self::AlreadyReversed,
+            LedgerWriteError::KeyBoundElsewhere => Self::KeyBoundElsewhere,
+            LedgerWriteError::Backend(e) => Self::Backend(e),
+        }
+    }
+}
+
+/// A clearance as the write path answers it, and whether the ledger already
+/// held it under this idempotency key (nothing posted this time).
+#[derive(Debug, Clone)]
+pub struct Cleared {
+    pub record: ClearanceRecord,
+    pub already_posted: bool,
+}
+
+/// The rows of a snapshot a selection takes, checked against the snapshot.
+///
+/// # Errors
+/// [`WriteError`] for ids the snapshot does not hold, rows not open in it,
+/// an empty result or one that spans treaties.
+pub fn resolve_selection(rows: &[LedgerRow], selection: &Selection) -> Result<Vec<LedgerRow>, WriteError> {
+    let (named, field) = match selection {
+        Selection::Ids(ids) => (ids, "/selection/ids"),
+        Selection::AllExcept(except) => (except, "/selection/except"),
+    };
+    let mut seen: BTreeSet<TransactionId> = BTreeSet::new();
+    let mut selected = Vec::new();
+    let mut not_open = Vec::new();
+    for row in rows {
+        let is_named = named.contains(&row.id);
+        if is_named {
+            seen.insert(row.id);
+        }
+        let takes = match selection {
+            Selection::Ids(_) => is_named,
+            Selection::AllExcept(_) => !is_named && row.status == TxnStatus::Open,
+        };
+        if takes {
+            if row.status == TxnStatus::Open {
+                selected.push(row.clone());
+            } else {
+                not_open.push(row.id.0);
+            }
+        }
+    }
+    if seen.len() != named.len() {
+        let ids = named.iter().filter(|id| !seen.contains(id)).map(|id| id.0).collect();
+        return Err(WriteError::UnknownIds { field, ids });
+    }
+    if !not_open.is_empty() {
+        not_open.sort_unstable();
+        return Err(WriteError::RowsNotOpen(not_open));
+    }
+    if selected.is_empty() {
+        return Err(WriteError::EmptySelection);
+    }
+    let treaties: BTreeSet<&TreatyId> = selected.iter().map(|r| &r.treaty_id).collect();
+    if treaties.len() > 1 {
+        return Err(WriteError::SpansTreaties(treaties.into_iter().cloned().collect()));
+    }
+    Ok(selected)
+}
+
+pub struct WriteService<S, G, M> {
+    store: S,
+    ledger: G,
+    mirror: M,
+    config: WriteConfig,
+}
+
+impl<S: SnapshotStore, G: ClearanceLedger, M: ScopeMirror> WriteService<S, G, M> {
+    pub fn new(store: S, ledger: G, mirror: M, config: WriteConfig) -> Self {
+        Self { store, ledger, mirror, config }
+    }
+
+    pub fn config(&self) -> WriteConfig {
+        self.config
+    }
+
+    /// The snapshot's meta when `who` owns it, it is live, and `who` is still
+    /// entitled to its treaties.
+    async fn owned_snapshot(
+        &self,
+        who: &Identity,
+        request: &ClearanceRequest,
+        now_secs: i64,
+    ) -> Result<SnapshotMeta, WriteError> {
+        let meta = self
+            .store
+            .meta(&request.snapshot_id)
+            .await?
+            .filter(|m| m.owner == who.operator && m.expires_at_secs > now_secs && m.view_of.is_none())
+            .ok_or(WriteError::SnapshotNotFound)?;
+        if let Some(treaty) = meta.treaty_ids.iter().find(|t| !who.entitlement.allows(t)) {
+            return Err(WriteError::NotEntitled(treaty.clone()));
+        }
+        if meta.version_token != request.version_token {
+            return Err(WriteError::VersionTokenMismatch);
+        }
+        Ok(meta)
+    }
+
+    /// Clears a selection of a snapshot against a check, inside the request.
+    ///
+    /// # Errors
+    /// [`WriteError`]: the snapshot unknown or foreign, the selection
+    /// invalid or too large, the amounts or currencies not matching, rows
+    /// moved since the snapshot; backend errors.
+    pub async fn clear(
+        &self,
+        who: &Identity,
+        request: &ClearanceRequest,
+        key: &IdempotencyKey,
+        now_secs: i64,
+    ) -> Result<Cleared, WriteError> {
+        let max = self.config.sync_rows_max;
+        if let Selection::Ids(ids) = &request.selection {
+            if ids.len() > max {
+                return Err(WriteError::TooLargeForSync { rows: ids.len() as u64, max });
+            }
+        }
+        let meta = self.owned_snapshot(who, request, now_secs).await?;
+        let rows = snapshot_rows(&self.store, &meta).await?;
+        let mut selected = resolve_selection(&rows, &request.selection)?;
+        drop(rows);
+        if selected.len() > max {
+            return Err(WriteError::TooLargeForSync { rows: selected.len() as u64, max });
+        }
+        let posting = Posting::plan(
+            &request.check,
+            selected.iter().map(|r| (r.amount, r.currency)),
+            request.allow_difference,
+        )?;
+        // The guard's lock order.
+        selected.sort_unstable_by_key(|r| (r.accounting_period, r.id));
+        let treaty = selected[0].treaty_id.clone();
+        let refs: Vec<SnapshotRowRef> = selected
+            .iter()
+            .map(|r| SnapshotRowRef {
+                id: r.id.0,
+                accounting_period: r.accounting_period.first_day(),
+                row_version: r.row_version,
+            })
+            .collect();
+        let header = ClearanceHeader {
+            clearance_id: clearance_id_for(who.operator.as_str(), key.as_str()),
+            operator_id: who.operator.as_str().to_owned(),
+            snapshot_id: meta.id.as_str().to_owned(),
+            snapshot_filter: meta.filter.clone(),
+            version_token: meta.version_token.to_string(),
+            idempotency_key: key.as_str().to_owned(),
+        };
+        let posted = self.ledger.post(&treaty, &refs, &request.check, &posting, &header).await?;
+        // Advisory: page reads of older snapshots now say stale. The ledger
+        // already holds the truth, so a failure here fails nothing.
+        let _ = self.mirror.publish(&[(treaty, posted.scope_version)]).await;
+        let record = self
+            .ledger
+            .clearance(posted.clearance_id)
+            .await?
+            .ok_or_else(|| BackendError::new("a posted clearance could not be read back"))?;
+        Ok(Cleared { record, already_posted: posted.already_posted })
+    }
+
+    /// A clearance of a treaty `who` is entitled to.
+    ///
+    /// # Errors
+    /// [`WriteError::ClearanceNotFound`] when absent or not entitled (the
+    /// same answer); backend errors.
+    pub async fn clearance(&self, who: &Identity, id: Uuid) -> Result<ClearanceRecord, WriteError> {
+        self.ledger
+            .clearance(id)
+            .await?
+            .filter(|r| who.entitlement.allows(&r.treaty_id))
+            .ok_or(WriteError::ClearanceNotFound)
+    }
+
+    /// Reverses a clearance: a new ledger entry, its rows open again.
+    ///
+    /// # Errors
+    /// [`WriteError::ClearanceNotFound`], [`WriteError::AlreadyReversed`],
+    /// [`WriteError::KeyBoundElsewhere`]; backend errors.
+    pub async fn reverse(
+        &self,
+        who: &Identity,
+        id: Uuid,
+        reason: ReversalReason,
+        key: &IdempotencyKey,
+    ) -> Result<Cleared, WriteError> {
+        let record = self.clearance(who, id).await?;
+        let header = ReversalHeader {
+            reversal_id: crate::clearance::reversal_id_for(who.operator.as_str(), key.as_str()),
+            clearance_id: id,
+            reason,
+            operator_id: who.operator.as_str().to_owned(),
+            idempotency_key: key.as_str().to_owned(),
+        };
+        let posted = self.ledger.reverse(&header).await?;
+        let _ = self.mirror.publish(&[(record.treaty_id, posted.scope_version)]).await;
+        let record = self
+            .ledger
+            .clearance(id)
+            .await?
+            .ok_or_else(|| BackendError::new("a reversed clearance could not be read back"))?;
+        Ok(Cleared { record, already_posted: posted.already_posted })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Amount, CedentId, Currency, Period};
+
+    fn parse<T, E>(r: Result<T, E>) -> T {
+        r.unwrap_or_else(|_| unreachable!())
+    }
+
+    fn row(n: u128, treaty: &str, status: TxnStatus) -> LedgerRow {
+        LedgerRow {
+            id: TransactionId(Uuid::from_u128(n)),
+            treaty_id: parse(TreatyId::parse(treaty)),
+            cedent_id: parse(CedentId::parse("CED-1")),
+            accounting_period: parse(Period::parse("2024-01")),
+            txn_date: chrono::NaiveDate::default(),
+            amount: Amount::from_cents(100),
+            currency: parse(Currency::parse("USD")),
+            reference: String::new(),
+            status,
+            row_version: 1,
+        }
+    }
+
+    fn ids(ns: &[u128]) -> BTreeSet<TransactionId> {
+        ns.iter().map(|n| TransactionId(Uuid::from_u128(*n))).collect()
+    }
+
+    #[test]
+    fn selections_resolve_against_the_snapshot_only() {
+        let rows = vec![
+            row(1, "TR-1", TxnStatus::Open),
+            row(2, "TR-1", TxnStatus::Cleared),
+            row(3, "TR-1", TxnStatus::Open),
+        ];
+        let picked = |s: &Selection| resolve_selection(&rows, s).map(|r| r.iter().map(|r| r.id).collect());
+        assert_eq!(picked(&Selection::Ids(ids(&[3]))).ok(), Some(vec![TransactionId(Uuid::from_u128(3))]));
+        assert_eq!(
+            picked(&Selection::AllExcept(ids(&[1]))).ok(),
+            Some(vec![TransactionId(Uuid::from_u128(3))])
+        );
+        assert!(matches!(
+            picked(&Selection::Ids(ids(&[1, 9]))),
+            Err(WriteError::UnknownIds { field: "/selection/ids", ids }) if ids == vec![Uuid::from_u128(9)]
+        ));
+        assert!(matches!(
+            picked(&Selection::AllExcept(ids(&[8]))),
+            Err(WriteError::UnknownIds { field: "/selection/except", .. })
+        ));
+        assert!(
+            matches!(picked(&Selection::Ids(ids(&[2]))), Err(WriteError::RowsNotOpen(v)) if v.len() == 1)
+        );
+        assert!(matches!(picked(&Selection::AllExcept(ids(&[1, 3]))), Err(WriteError::EmptySelection)));
+        let two = vec![row(1, "TR-1", TxnStatus::Open), row(2, "TR-2", TxnStatus::Open)];
+        assert!(matches!(
+            resolve_selection(&two, &Selection::AllExcept(BTreeSet::new())),
+            Err(WriteError::SpansTreaties(t)) if t.len() == 2
+        ));
+    }
+}

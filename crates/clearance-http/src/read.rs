@@ -1,0 +1,67 @@
+//! The read API: `POST /v1/searches` and `GET /v1/searches/{id}/pages/{n}`.
+
+use bytes::Bytes;
+use clearance_core::ports::{LedgerReader, ScopeMirror, SnapshotStore};
+use clearance_core::read::ReadService;
+use clearance_core::snapshot::SnapshotId;
+use http::{Method, Response, StatusCode};
+
+use crate::{
+    identity, json_response, method_not_allowed, parse_page_number, parse_search, parse_view,
+    route_not_found, wire, Api, ApiError, ApiRequest,
+};
+
+/// The read API: searches and pages.
+pub struct ReadApi<L, S, M> {
+    service: ReadService<L, S, M>,
+}
+
+impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadApi<L, S, M> {
+    pub fn new(service: ReadService<L, S, M>) -> Self {
+        Self { service }
+    }
+
+    /// Whether this API serves the route (the local server asks each API).
+    pub fn serves(path: &str) -> bool {
+        path == "/v1/searches" || path.starts_with("/v1/searches/")
+    }
+
+    async fn handle_request(&self, request: ApiRequest<'_>) -> Response<Bytes> {
+        match self.route(request).await {
+            Ok(response) => response,
+            Err(err) => err.into_response(),
+        }
+    }
+
+    async fn route(&self, request: ApiRequest<'_>) -> Result<Response<Bytes>, ApiError> {
+        let segments: Vec<&str> = request.path.trim_end_matches('/').split('/').skip(1).collect();
+        match (request.method, segments.as_slice()) {
+            (&Method::POST, ["v1", "searches"]) => {
+                let who = identity(request.identity)?;
+                let filter = parse_search(request.body)?;
+                let outcome = self.service.search(&who, &filter, request.now_secs).await?;
+                Ok(json_response(StatusCode::OK, wire::search_body(&outcome)))
+            }
+            (&Method::GET, ["v1", "searches", id, "pages", number]) => {
+                let who = identity(request.identity)?;
+                let id = SnapshotId::parse(id).map_err(|e| ApiError::from(e).with_field("id"))?;
+                let number = parse_page_number(number)?;
+                let view = parse_view(request.query)?;
+                let page = self.service.page(&who, &id, number, &view, request.now_secs).await?;
+                Ok(json_response(StatusCode::OK, wire::page_body(&page)))
+            }
+            (_, ["v1", "searches"]) | (_, ["v1", "searches", _, "pages", _]) => Err(method_not_allowed()),
+            _ => Err(route_not_found()),
+        }
+    }
+}
+
+impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> Api for ReadApi<L, S, M> {
+    fn serves(&self, path: &str) -> bool {
+        Self::serves(path)
+    }
+
+    async fn handle(&self, request: ApiRequest<'_>) -> Response<Bytes> {
+        self.handle_request(request).await
+    }
+}

@@ -1,0 +1,349 @@
+//! The write API: `POST /v1/clearances`, `GET /v1/clearances/{id}`,
+//! `POST /v1/clearances/{id}/reversal`. Every mutating request is parsed and
+//! validated in full before any IO, then runs under its idempotency key.
+
+use std::future::Future;
+
+use bytes::Bytes;
+use clearance_core::access::Identity;
+use clearance_core::clearance::{ClearanceRequest, PostingError, ReversalReason};
+use clearance_core::idempotency::{
+    self, request_hash, Decision, IdempotencyConfig, IdempotencyError, IdempotencyKey, IdempotencyStore,
+    StoredResponse,
+};
+use clearance_core::ports::{ClearanceLedger, ScopeMirror, SnapshotStore};
+use clearance_core::write::{WriteError, WriteService};
+use http::{HeaderValue, Method, Response, StatusCode};
+use uuid::Uuid;
+
+use crate::wire::{self, ClearanceRequestWire, ReversalRequestWire, SERVER_OWNED_FIELDS};
+use crate::{
+    check_body_size, identity, json_response, method_not_allowed, route_not_found, Api, ApiError, ApiRequest,
+    BODY_BYTES_MAX,
+};
+
+/// Largest clearance body: room for a selection of 100,000 ids, under
+/// Lambda's 6 MB request limit.
+pub const CLEARANCE_BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// The header a replayed answer carries.
+pub const REPLAYED_HEADER: &str = "idempotency-replayed";
+
+fn moved_ids(ids: &[Uuid]) -> serde_json::Value {
+    ids.iter().map(|id| serde_json::Value::String(id.to_string())).collect()
+}
+
+impl From<WriteError> for ApiError {
+    fn from(err: WriteError) -> Self {
+        let conflict = StatusCode::CONFLICT;
+        let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+        match err {
+            WriteError::NotEntitled(treaty) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "not_entitled",
+                format!("you are not entitled to treaty {treaty} (or it does not exist)"),
+            ),
+            WriteError::SnapshotNotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "snapshot_not_found",
+                "no such snapshot for you, or it expired: run the search again",
+            )
+            .with_field("/snapshot_id"),
+            WriteError::VersionTokenMismatch => ApiError::new(
+                conflict,
+                "version_token_mismatch",
+                "the version token is not the snapshot's: send the one the search returned",
+            )
+            .with_field("/version_token"),
+            WriteError::UnknownIds { field, ids } => ApiError::new(
+                unprocessable,
+                "unknown_ids",
+                "these ids are not rows of the snapshot: select from the snapshot's pages",
+            )
+            .with_field(field)
+            .with_detail("ids", moved_ids(&ids)),
+            WriteError::RowsNotOpen(ids) => ApiError::new(
+                unprocessable,
+                "rows_not_open",
+                "these rows were not open in the snapshot: only open rows can be cleared",
+            )
+            .with_field("/selection")
+            .with_detail("ids", moved_ids(&ids)),
+            WriteError::SpansTreaties(treaties) => ApiError::new(
+                unprocessable,
+                "selection_spans_treaties",
+                format!(
+                    "a clearance clears rows of one treaty; this selection spans {}",
+                    treaties.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            )
+            .with_field("/selection"),
+            WriteError::EmptySelection => {
+                ApiError::new(unprocessable, "empty_selection", "the selection holds no open row")
+                    .with_field("/selection")
+            }
+            WriteError::TooLargeForSync { rows, max } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "selection_too_large",
+                format!(
+                    "{rows} rows is more than the {max} cleared in one request, and batch clearing is not \
+                     available yet: split the selection into parts of at most {max} rows"
+                ),
+            )
+            .with_field("/selection")
+            .with_detail("row_count", rows)
+            .with_detail("sync_rows_max", max),
+            WriteError::Posting(PostingError::CurrencyMismatch { check, found }) => ApiError::new(
+                unprocessable,
+                "currency_mismatch",
+                format!("the selected rows are in {found}, the check in {check}"),
+            )
+            .with_field("/check/currency"),
+            WriteError::Posting(PostingError::AmountMismatch { selected, check }) => ApiError::new(
+                unprocessable,
+                "amount_mismatch",
+                format!(
+                    "the selected rows total {selected}, the check is {check}: change the selection, \
+                     or set allow_difference to book the difference to unapplied cash"
+                ),
+            )
+            .with_field("/check/amount")
+            .with_detail("selected_total", selected.to_string())
+            .with_detail("check_amount", check.to_string()),
+            WriteError::Posting(PostingError::Range) => ApiError::new(
+                unprocessable,
+                "amount_out_of_range",
+                "the totals leave the ledger's range (18 digits, 2 decimals)",
+            )
+            .with_field("/check/amount"),
+            WriteError::Stale(ids) => ApiError::new(
+                conflict,
+                "stale_snapshot",
+                "rows moved since your search (cleared or reversed by someone else): search again",
+            )
+            .with_field("/selection")
+            .with_detail("moved_ids", moved_ids(&ids)),
+            WriteError::ClearanceNotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "clearance_not_found", "no such clearance for you")
+                    .with_field("id")
+            }
+            WriteError::AlreadyReversed => {
+                ApiError::new(conflict, "already_reversed", "this clearance is already reversed")
+            }
+            WriteError::KeyBoundElsewhere => idempotency_error(IdempotencyError::KeyReused),
+            WriteError::Backend(e) => {
+                tracing::error!(error = %e, "backend unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "backend_unavailable",
+                    "a backend is unavailable: retry shortly with the same Idempotency-Key",
+                )
+            }
+            WriteError::Snapshot(e) => {
+                tracing::error!(error = %e, "snapshot unreadable");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "the snapshot could not be read: run the search again",
+                )
+            }
+        }
+    }
+}
+
+fn idempotency_error(err: IdempotencyError) -> ApiError {
+    match err {
+        IdempotencyError::KeyReused => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for a different request: use a fresh key per action",
+        )
+        .with_field("Idempotency-Key"),
+        IdempotencyError::InFlight => ApiError::new(
+            StatusCode::CONFLICT,
+            "request_in_flight",
+            "the first request with this Idempotency-Key is still running: retry in a moment",
+        )
+        .with_field("Idempotency-Key"),
+        IdempotencyError::Backend(e) => {
+            tracing::error!(error = %e, "idempotency store unavailable");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "backend_unavailable",
+                "a backend is unavailable: retry shortly with the same Idempotency-Key",
+            )
+        }
+    }
+}
+
+/// Parses a JSON body, answering a server-owned field with
+/// `read_only_field` (mass assignment) rather than `unknown_field`.
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    wire::parse_json(body).map_err(|mut err| {
+        let last = err.field.as_deref().and_then(|f| f.rsplit('/').next()).unwrap_or("");
+        if err.code == "unknown_field" && SERVER_OWNED_FIELDS.contains(&last) {
+            err.code = "read_only_field";
+            err.message = format!("{last} is set by the server and cannot be sent");
+        }
+        err
+    })
+}
+
+/// Parses and validates a clearance body. No IO happens before this succeeds.
+///
+/// # Errors
+/// [`ApiError`] 400/413 with a stable code and the field.
+pub fn parse_clearance(body: &[u8]) -> Result<ClearanceRequest, ApiError> {
+    check_body_size(body, CLEARANCE_BODY_BYTES_MAX)?;
+    let request: ClearanceRequestWire = parse_body(body)?;
+    Ok(ClearanceRequest::parse(&request.into())?)
+}
+
+/// Parses and validates a reversal body.
+///
+/// # Errors
+/// [`ApiError`] 400/413 with a stable code and the field.
+pub fn parse_reversal(body: &[u8]) -> Result<ReversalReason, ApiError> {
+    check_body_size(body, BODY_BYTES_MAX)?;
+    let request: ReversalRequestWire = parse_body(body)?;
+    Ok(ReversalReason::parse(&request.reason)?)
+}
+
+fn parse_clearance_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(raw).map_err(|_| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_clearance_id", "a clearance id is a UUID")
+            .with_field("id")
+    })
+}
+
+fn idempotency_key(request: &ApiRequest<'_>) -> Result<IdempotencyKey, ApiError> {
+    let raw = match request.headers.get("idempotency-key") {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_idempotency_key", "the key is plain ASCII")
+                .with_field("Idempotency-Key")
+        })?),
+    };
+    Ok(IdempotencyKey::parse(raw)?)
+}
+
+/// The write API over the write service and an idempotency store.
+pub struct WriteApi<S, G, M, I> {
+    service: WriteService<S, G, M>,
+    idempotency: I,
+    config: IdempotencyConfig,
+}
+
+impl<S: SnapshotStore, G: ClearanceLedger, M: ScopeMirror, I: IdempotencyStore> WriteApi<S, G, M, I> {
+    pub fn new(service: WriteService<S, G, M>, idempotency: I, config: IdempotencyConfig) -> Self {
+        Self { service, idempotency, config }
+    }
+
+    /// Whether this API serves the route (the local server asks each API).
+    pub fn serves(path: &str) -> bool {
+        path == "/v1/clearances" || path.starts_with("/v1/clearances/")
+    }
+
+    async fn handle_request(&self, request: ApiRequest<'_>) -> Response<Bytes> {
+        match self.route(request).await {
+            Ok(response) => response,
+            Err(err) => err.into_response(),
+        }
+    }
+
+    async fn route(&self, request: ApiRequest<'_>) -> Result<Response<Bytes>, ApiError> {
+        let segments: Vec<&str> = request.path.trim_end_matches('/').split('/').skip(1).collect();
+        match (request.method, segments.as_slice()) {
+            (&Method::POST, ["v1", "clearances"]) => {
+                let who = identity(request.identity.clone())?;
+                let key = idempotency_key(&request)?;
+                let clearance = parse_clearance(request.body)?;
+                let now = request.now_secs;
+                self.idempotent(&who, &key, &request, || async {
+                    let cleared = self.service.clear(&who, &clearance, &key, now).await?;
+                    Ok(json_response(StatusCode::CREATED, wire::clearance_body(&cleared.record)))
+                })
+                .await
+            }
+            (&Method::GET, ["v1", "clearances", id]) => {
+                let who = identity(request.identity.clone())?;
+                let id = parse_clearance_id(id)?;
+                let record = self.service.clearance(&who, id).await?;
+                Ok(json_response(StatusCode::OK, wire::clearance_body(&record)))
+            }
+            (&Method::POST, ["v1", "clearances", id, "reversal"]) => {
+                let who = identity(request.identity.clone())?;
+                let id = parse_clearance_id(id)?;
+                let key = idempotency_key(&request)?;
+                let reason = parse_reversal(request.body)?;
+                self.idempotent(&who, &key, &request, || async {
+                    let reversed = self.service.reverse(&who, id, reason.clone(), &key).await?;
+                    Ok(json_response(StatusCode::OK, wire::clearance_body(&reversed.record)))
+                })
+                .await
+            }
+            (_, ["v1", "clearances"])
+            | (_, ["v1", "clearances", _])
+            | (_, ["v1", "clearances", _, "reversal"]) => Err(method_not_allowed()),
+            _ => Err(route_not_found()),
+        }
+    }
+
+    /// Runs `execute` at most once per (operator, key): a repeat of the same
+    /// request gets the stored answer with `Idempotency-Replayed: true`, a
+    /// different request under the key 422, a repeat while the first runs
+    /// 409. Answers below 500 are stored; after a 5xx the key is released so
+    /// the client's retry runs again (the ledger's key binding still stops a
+    /// second posting).
+    async fn idempotent<F, Fut>(
+        &self,
+        who: &Identity,
+        key: &IdempotencyKey,
+        request: &ApiRequest<'_>,
+        execute: F,
+    ) -> Result<Response<Bytes>, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Response<Bytes>, ApiError>>,
+    {
+        let hash = request_hash(request.method.as_str(), request.path, request.body);
+        let decision =
+            idempotency::begin(&self.idempotency, self.config, &who.operator, key, &hash, request.now_secs)
+                .await
+                .map_err(idempotency_error)?;
+        if let Decision::Replay(stored) = decision {
+            let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+            let mut response = json_response(status, stored.body);
+            response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+            return Ok(response);
+        }
+        let response = match execute().await {
+            Ok(response) => response,
+            Err(err) => err.into_response(),
+        };
+        if response.status().is_server_error() {
+            if let Err(e) = self.idempotency.release(&who.operator, key, &hash).await {
+                tracing::warn!(error = %e, "could not release an idempotency key; it frees when its lease lapses");
+            }
+        } else {
+            let stored =
+                StoredResponse { status: response.status().as_u16(), body: response.body().to_vec() };
+            if let Err(e) = self.idempotency.complete(&who.operator, key, &hash, &stored).await {
+                // The ledger holds the key too: a retry after the lease
+                // lapses re-runs and gets the posted clearance back.
+                tracing::warn!(error = %e, "could not store an idempotent response");
+            }
+        }
+        Ok(response)
+    }
+}
+
+impl<S: SnapshotStore, G: ClearanceLedger, M: ScopeMirror, I: IdempotencyStore> Api for WriteApi<S, G, M, I> {
+    fn serves(&self, path: &str) -> bool {
+        Self::serves(path)
+    }
+
+    async fn handle(&self, request: ApiRequest<'_>) -> Response<Bytes> {
+        self.handle_request(request).await
+    }
+}

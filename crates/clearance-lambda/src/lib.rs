@@ -1,0 +1,89 @@
+//! The Lambda entry of the HTTP functions: the identity comes from the API
+//! Gateway JWT authorizer's claims, `sub` (the operator) and `treaties`
+//! (entitled treaty ids, or `*`), and every request goes to one [`Api`].
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clearance_core::access::Identity;
+use clearance_core::snapshot::InputError;
+use clearance_http::{Api, ApiRequest};
+use lambda_http::request::RequestContext;
+use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
+
+/// The caller's identity from the authorizer's claims; `None` without them.
+pub fn claims_identity(request: &Request) -> Option<Result<Identity, InputError>> {
+    let RequestContext::ApiGatewayV2(context) = request.request_context_ref()? else { return None };
+    let claims = &context.authorizer.as_ref()?.jwt.as_ref()?.claims;
+    let operator = claims.get("sub")?;
+    Some(Identity::parse(operator, claims.get("treaties").map_or("", String::as_str)))
+}
+
+pub fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// JSON logs to stdout (CloudWatch), filtered by `RUST_LOG`.
+pub fn init_logs() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+}
+
+/// Handles one Lambda request with `api`.
+pub async fn handle<A: Api>(api: &A, request: Request) -> Response<Body> {
+    let response = api
+        .handle(ApiRequest {
+            method: request.method(),
+            path: request.uri().path(),
+            query: request.uri().query(),
+            body: request.body().as_ref(),
+            headers: request.headers(),
+            identity: claims_identity(&request),
+            now_secs: now_secs(),
+        })
+        .await;
+    let (parts, body) = response.into_parts();
+    Response::from_parts(parts, Body::Binary(body.to_vec()))
+}
+
+/// Runs the Lambda loop over `api`.
+///
+/// # Errors
+/// When the runtime fails.
+pub async fn run<A: Api + 'static>(api: A) -> Result<(), Error> {
+    let api = Arc::new(api);
+    lambda_http::run(service_fn(move |request: Request| {
+        let api = Arc::clone(&api);
+        async move { Ok::<_, Error>(handle(api.as_ref(), request).await) }
+    }))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVENT: &str = include_str!("../../../events/search-apigw-v2.json");
+
+    #[test]
+    fn the_operator_and_treaties_come_from_the_jwt_claims() -> Result<(), Box<dyn std::error::Error>> {
+        let request = lambda_http::request::from_str(EVENT)?;
+        let who = claims_identity(&request).ok_or("no identity")??;
+        assert_eq!(who.operator.as_str(), "operator-alice");
+        let allowed = |t: &str| clearance_core::TreatyId::parse(t).map(|t| who.entitlement.allows(&t));
+        assert_eq!((allowed("TR-0001")?, allowed("TR-0002")?, allowed("TR-0003")?), (true, true, false));
+        assert_eq!(request.uri().path(), "/v1/searches");
+        Ok(())
+    }
+
+    #[test]
+    fn a_request_without_an_authorizer_has_no_identity() -> Result<(), Box<dyn std::error::Error>> {
+        let mut event: serde_json::Value = serde_json::from_str(EVENT)?;
+        event["requestContext"]["authorizer"] = serde_json::Value::Null;
+        let request = lambda_http::request::from_str(&event.to_string())?;
+        assert!(claims_identity(&request).is_none());
+        Ok(())
+    }
+}

@@ -1,0 +1,34 @@
+//! Lambda: the write path (`POST /v1/clearances`, `GET /v1/clearances/{id}`,
+//! `POST /v1/clearances/{id}/reversal`).
+
+use clearance_core::idempotency::IdempotencyConfig;
+use clearance_core::write::{WriteConfig, WriteService};
+use clearance_dynamo::{DynamoIdempotencyStore, DynamoScopeMirror, DynamoSnapshotStore};
+use clearance_http::config::WriteEnv;
+use clearance_http::WriteApi;
+use clearance_pg::clear::PgClearanceLedger;
+use clearance_pg::PoolLimits;
+use lambda_http::Error;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    clearance_lambda::init_logs();
+    let env = WriteEnv::from_env()?;
+    let limits = PoolLimits {
+        connections_max: env.db_connections_max,
+        statement_timeout: env.statement_timeout,
+        ..PoolLimits::default()
+    };
+    let pool = clearance_pg::connect_lazy(&env.database_url, limits)?;
+    let dynamo = clearance_dynamo::client_from_env().await;
+    let service = WriteService::new(
+        DynamoSnapshotStore::new(dynamo.clone(), env.table.clone()),
+        PgClearanceLedger::new(pool),
+        DynamoScopeMirror::new(dynamo.clone(), env.table.clone()),
+        WriteConfig { sync_rows_max: env.sync_rows_max },
+    );
+    let idempotency =
+        IdempotencyConfig { ttl_secs: env.idempotency_ttl_secs, lease_secs: env.idempotency_lease_secs };
+    clearance_lambda::run(WriteApi::new(service, DynamoIdempotencyStore::new(dynamo, env.table), idempotency))
+        .await
+}
