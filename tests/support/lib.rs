@@ -155,3 +155,4 @@ pub fn sqlstate(err: &sqlx::Error) -> Option<String> {
 
 pub mod dynamo;
 pub mod read_api;
+pub mod write_api;

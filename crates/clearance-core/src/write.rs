@@ -192,6 +192,21 @@ impl<S: SnapshotStore, G: ClearanceLedger, M: ScopeMirror> WriteService<S, G, M>
         Ok(meta)
     }
 
+    /// Refuses, before any IO, an id selection over the sync limit (an
+    /// all-except selection is counted once resolved).
+    ///
+    /// # Errors
+    /// [`WriteError::TooLargeForSync`].
+    pub fn check_size(&self, request: &ClearanceRequest) -> Result<(), WriteError> {
+        let max = self.config.sync_rows_max;
+        match &request.selection {
+            Selection::Ids(ids) if ids.len() > max => {
+                Err(WriteError::TooLargeForSync { rows: ids.len() as u64, max })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Clears a selection of a snapshot against a check, inside the request.
     ///
     /// # Errors
@@ -206,11 +221,7 @@ impl<S: SnapshotStore, G: ClearanceLedger, M: ScopeMirror> WriteService<S, G, M>
         now_secs: i64,
     ) -> Result<Cleared, WriteError> {
         let max = self.config.sync_rows_max;
-        if let Selection::Ids(ids) = &request.selection {
-            if ids.len() > max {
-                return Err(WriteError::TooLargeForSync { rows: ids.len() as u64, max });
-            }
-        }
+        self.check_size(request)?;
         let meta = self.owned_snapshot(who, request, now_secs).await?;
         let rows = snapshot_rows(&self.store, &meta).await?;
         let mut selected = resolve_selection(&rows, &request.selection)?;

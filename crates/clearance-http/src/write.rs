@@ -258,6 +258,7 @@ impl<S: SnapshotStore, G: ClearanceLedger, M: ScopeMirror, I: IdempotencyStore> 
                 let who = identity(request.identity.clone())?;
                 let key = idempotency_key(&request)?;
                 let clearance = parse_clearance(request.body)?;
+                self.service.check_size(&clearance)?;
                 let now = request.now_secs;
                 self.idempotent(&who, &key, &request, || async {
                     let cleared = self.service.clear(&who, &clearance, &key, now).await?;
