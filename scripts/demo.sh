@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The walk-through: stack up, demo ledger loaded (twice: the second load adds
 # nothing), the API served, and one search of the heavy treaty, a hit, a page
-# and a sorted view, with their timings.
+# and a sorted view, with their timings; then a clearance of a selection
+# against a check, its replay, a stale refusal and a reversal.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -27,18 +28,41 @@ server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
 wait_for 30 curl -s -o /dev/null "http://$CLEARANCE_ADDR/v1/health" || { cat .dev/demo-server.log; exit 1; }
 
-api() { # method path [body]
+api() { # method path [body [idempotency key]]
   curl -s -X "$1" "http://$CLEARANCE_ADDR$2" -H 'content-type: application/json' \
     -H "x-dev-operator: demo-$$" -H 'x-dev-treaties: *' ${3:+--data "$3"} \
-    -w '\n%{http_code} %{time_total}\n'
+    ${4:+-H "Idempotency-Key: $4"} \
+    -w '\n%{http_code} %{time_total} %header{idempotency-replayed}\n'
+}
+field() { # name < answer
+  python3 -c 'import json,sys; print(json.loads(sys.stdin.read().rsplit("\n", 2)[0])[sys.argv[1]])' "$1"
 }
 show() { python3 scripts/show_answer.py "$1"; }
 search='{"treaty_ids": ["TR-0001"], "period_from": "2021-01", "period_to": "2025-12"}'
 api POST /v1/searches "$search" > .dev/demo-search.json
 show "search TR-0001 (cold)" < .dev/demo-search.json
 api POST /v1/searches "$search" | show "same search again (warm)"
-id=$(python3 -c 'import json,sys; print(json.loads(sys.stdin.read().rsplit("\n", 2)[0])["snapshot_id"])' < .dev/demo-search.json)
+id=$(field snapshot_id < .dev/demo-search.json)
 api GET "/v1/searches/$id/pages/7" | show "page 7"
 api GET "/v1/searches/$id/pages/0?sort=amount:desc" | show "sorted by amount desc (view built from the snapshot)"
 api GET "/v1/searches/$id/pages/1?sort=amount:desc" | show "its page 1 (view cached)"
 api GET "/v1/searches/$id/pages/0?cedent_id=CED-003&currency=EUR" | show "sub-filter CED-003, EUR"
+
+echo "== 6. Mark Cleared: a selection of a fresh search, against a check"
+small='{"treaty_ids": ["TR-0002"], "period_from": "2024-01", "period_to": "2024-03", "currency": "USD", "status": "open"}'
+api POST /v1/searches "$small" > .dev/demo-small.json
+show "search TR-0002, Q1 2024, open USD" < .dev/demo-small.json
+small_id=$(field snapshot_id < .dev/demo-small.json)
+# The first five rows of page 0, and a check for exactly their total.
+body=$(python3 scripts/demo_clearance.py 5 < .dev/demo-small.json)
+key="demo-$$-clear-1"
+api POST /v1/clearances "$body" "$key" > .dev/demo-clearance.json
+show "POST /v1/clearances (Idempotency-Key $key)" < .dev/demo-clearance.json
+clearance=$(field clearance_id < .dev/demo-clearance.json)
+api POST /v1/clearances "$body" "$key" | show "the same click again: the stored answer, nothing posted twice"
+api GET "/v1/clearances/$clearance" | show "GET /v1/clearances/$clearance"
+api GET "/v1/searches/$small_id/pages/0" | show "the snapshot's page now says stale"
+api POST /v1/clearances "$body" "demo-$$-clear-2" | show "the same rows from the old snapshot, new key: refused"
+api POST "/v1/clearances/$clearance/reversal" '{"reason": "demo: check returned by the bank"}' "demo-$$-reverse-1" \
+  | show "reversal: a new ledger entry, the rows open again"
+api POST "/v1/clearances/$clearance/reversal" '{"reason": "again"}' "demo-$$-reverse-2" | show "a second reversal"
