@@ -15,6 +15,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 mod read_figures;
+mod write_figures;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -47,6 +48,9 @@ struct Args {
     large_rows: u64,
     #[arg(long, default_value_t = 300)]
     warm_reads: u32,
+    /// Rounds of 16 concurrent 1,000-row clears.
+    #[arg(long, default_value_t = 4)]
+    clear_rounds: usize,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -81,6 +85,7 @@ struct ReadResults {
     clear_100k_rows: u64,
     clear_retry_ms: f64,
     clear_retry_rows_changed: u64,
+    sync_clears: write_figures::SyncClears,
 }
 
 fn with_database(url: &str, database: &str) -> String {
@@ -140,6 +145,14 @@ async fn read_path(args: &Args, pool: &PgPool) -> anyhow::Result<ReadResults> {
         let (naive_all_pages_ms, naive_pages) = read_figures::naive_pages(pool, treaty, rows).await?;
         progress("COPY ... TO STDOUT floor");
         let (copy_to_stdout_ms, copy_to_stdout_bytes) = read_figures::copy_floor(pool, treaty).await?;
+        progress(&format!(
+            "sync clears: {} operators x {} rows on TR-0001, {} rounds",
+            write_figures::OPERATORS,
+            write_figures::ROWS_PER_CLEAR,
+            args.clear_rounds
+        ));
+        let sync_clears =
+            write_figures::sync_clears(&bench_url, &table, "TR-0001", args.clear_rounds).await?;
         progress("one clear of 100K rows in PostgreSQL, then its identical retry");
         let (clear_100k_ms, clear_100k_rows, clear_retry_ms, clear_retry_rows_changed) =
             read_figures::big_clear(pool, "TR-0001", "USD", 100_000).await?;
@@ -159,6 +172,7 @@ async fn read_path(args: &Args, pool: &PgPool) -> anyhow::Result<ReadResults> {
             clear_100k_rows,
             clear_retry_ms,
             clear_retry_rows_changed,
+            sync_clears,
         })
     }
     .await;
@@ -257,6 +271,10 @@ async fn main() -> anyhow::Result<()> {
     }
     anyhow::ensure!(args.rows <= ROWS_MAX, "at most {ROWS_MAX} rows");
     anyhow::ensure!((1..=RUNS_MAX).contains(&args.load_runs) && (1..=RUNS_MAX).contains(&args.query_runs));
+    anyhow::ensure!(
+        (1..=4).contains(&args.clear_rounds),
+        "1 to 4 clear rounds (each operator's period holds ~4,000 open USD rows at 1M)"
+    );
     let server = PgConnectOptions::from_str(&args.database_url)?;
 
     let mut runs = Vec::new();
@@ -411,6 +429,11 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "| one clear of {} rows in PostgreSQL (guard + ledger + journal, one transaction); identical retry | {:.0} ms; retry {:.0} ms, {} rows changed |",
         r.clear_100k_rows, r.clear_100k_ms, r.clear_retry_ms, r.clear_retry_rows_changed
+    );
+    let s = &r.sync_clears;
+    println!(
+        "| sync clear of {} rows, {} concurrent operators on one treaty ({} clears, through the router) | p50 {:.0} ms, p99 {:.0} ms; {} refused |",
+        s.rows_per_clear, s.operators, s.clears, s.p50_ms, s.p99_ms, s.refused
     );
     eprintln!("bench: wrote {}", args.out.display());
     Ok(())

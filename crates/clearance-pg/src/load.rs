@@ -194,6 +194,11 @@ pub async fn load(pool: &PgPool, source: &mut dyn LoadSource) -> Result<LoadRepo
     .await
     .context("bumping scope versions")?;
     tx.commit().await.context("committing the load")?;
+    if copied > 0 {
+        // Fresh statistics, so the planner sizes the treaties right away
+        // instead of after autovacuum's next pass.
+        sqlx::query("ANALYZE transactions").execute(pool).await.context("analyzing the ledger")?;
+    }
 
     let treaties = ids
         .into_iter()

@@ -1,0 +1,187 @@
+//! Write-path figures: synchronous clears of 1,000 rows by 16 concurrent
+//! operators on one treaty, through the same router the Lambda function and
+//! the local server run (body parse, idempotency record, snapshot chunks,
+//! the PostgreSQL guard, the ledger write and its read-back).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use bytes::Bytes;
+use clearance_core::access::Identity;
+use clearance_core::idempotency::IdempotencyConfig;
+use clearance_core::read::{ReadConfig, ReadService};
+use clearance_core::write::{WriteConfig, WriteService};
+use clearance_dynamo::{DynamoIdempotencyStore, DynamoScopeMirror, DynamoSnapshotStore};
+use clearance_http::{Api, ApiRequest, ReadApi, WriteApi};
+use clearance_pg::clear::PgClearanceLedger;
+use clearance_pg::read::PgLedgerReader;
+use clearance_pg::PoolLimits;
+use http::{HeaderMap, HeaderValue, Method};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+pub const OPERATORS: usize = 16;
+pub const ROWS_PER_CLEAR: usize = 1_000;
+
+struct Apis {
+    read: ReadApi<PgLedgerReader, DynamoSnapshotStore, DynamoScopeMirror>,
+    write: WriteApi<DynamoSnapshotStore, PgClearanceLedger, DynamoScopeMirror, DynamoIdempotencyStore>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncClears {
+    pub operators: usize,
+    pub rows_per_clear: usize,
+    pub clears: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Answers other than 201 (must be 0: the selections are disjoint).
+    pub refused: usize,
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+async fn call<A: Api>(
+    api: &A,
+    method: Method,
+    path: &str,
+    body: &[u8],
+    operator: &str,
+    key: Option<&str>,
+) -> (u16, Bytes) {
+    let mut headers = HeaderMap::new();
+    if let Some(value) = key.and_then(|k| HeaderValue::from_str(k).ok()) {
+        headers.insert("idempotency-key", value);
+    }
+    let response = api
+        .handle(ApiRequest {
+            method: &method,
+            path,
+            query: None,
+            body,
+            headers: &headers,
+            identity: Some(Identity::parse(operator, "*")),
+            now_secs: now_secs(),
+        })
+        .await;
+    (response.status().as_u16(), response.into_body())
+}
+
+/// The clearance body for the first `n` rows of a search answer's page 0,
+/// with a check for exactly their total.
+fn clearance_for(search: &serde_json::Value, n: usize) -> anyhow::Result<Vec<u8>> {
+    let rows = search["page"]["rows"].as_array().context("no rows")?;
+    anyhow::ensure!(rows.len() >= n, "only {} rows", rows.len());
+    let picked = &rows[..n];
+    let mut total = Decimal::ZERO;
+    for row in picked {
+        total += row["amount"].as_str().context("amount")?.parse::<Decimal>()?;
+    }
+    let (amount, allow) = if total > Decimal::ZERO { (total, false) } else { (Decimal::ONE, true) };
+    Ok(serde_json::json!({
+        "snapshot_id": search["snapshot_id"],
+        "version_token": search["version_token"],
+        "selection": { "ids": picked.iter().map(|r| r["id"].clone()).collect::<Vec<_>>() },
+        "check": { "number": "BENCH", "amount": amount.to_string(), "currency": "USD", "received_on": "2024-06-30" },
+        "allow_difference": allow,
+    })
+    .to_string()
+    .into_bytes())
+}
+
+/// `rounds` rounds in which each of 16 operators searches its own period of
+/// `treaty` (open USD rows; not timed) and clears 1,000 of them, all
+/// operators at once. Returns the latency of every clear.
+pub async fn sync_clears(
+    database_url: &str,
+    table: &str,
+    treaty: &str,
+    rounds: usize,
+) -> anyhow::Result<SyncClears> {
+    let pool = clearance_pg::connect(
+        database_url,
+        PoolLimits { connections_max: OPERATORS as u32 + 2, ..PoolLimits::default() },
+    )
+    .await?;
+    let client = clearance_dynamo::client_from_env().await;
+    let store = DynamoSnapshotStore::new(client.clone(), table);
+    let mirror = DynamoScopeMirror::new(client.clone(), table);
+    let apis = Arc::new(Apis {
+        read: ReadApi::new(ReadService::new(
+            PgLedgerReader::new(pool.clone()),
+            store.clone(),
+            mirror.clone(),
+            ReadConfig::default(),
+        )),
+        write: WriteApi::new(
+            WriteService::new(store, PgClearanceLedger::new(pool), mirror, WriteConfig::default()),
+            DynamoIdempotencyStore::new(client, table),
+            IdempotencyConfig::default(),
+        ),
+    });
+    let mut latencies = Vec::new();
+    let mut refused = 0;
+    for round in 0..rounds {
+        let mut bodies = Vec::new();
+        for op in 0..OPERATORS {
+            let period = format!("{}-{:02}", 2021 + op / 12, op % 12 + 1);
+            let filter = format!(
+                r#"{{"treaty_ids":["{treaty}"],"period_from":"{period}","period_to":"{period}","currency":"USD","status":"open"}}"#
+            );
+            let (status, body) = call(
+                &apis.read,
+                Method::POST,
+                "/v1/searches",
+                filter.as_bytes(),
+                &format!("bench-op-{op}"),
+                None,
+            )
+            .await;
+            anyhow::ensure!(status == 200, "search: {}", String::from_utf8_lossy(&body));
+            bodies.push(clearance_for(&serde_json::from_slice(&body)?, ROWS_PER_CLEAR)?);
+        }
+        let tasks: Vec<_> = bodies
+            .into_iter()
+            .enumerate()
+            .map(|(op, body)| {
+                let apis = Arc::clone(&apis);
+                tokio::spawn(async move {
+                    let key = format!("bench-{round}-{op}");
+                    let started = Instant::now();
+                    let (status, answer) = call(
+                        &apis.write,
+                        Method::POST,
+                        "/v1/clearances",
+                        &body,
+                        &format!("bench-op-{op}"),
+                        Some(&key),
+                    )
+                    .await;
+                    (started.elapsed().as_secs_f64() * 1e3, status, answer)
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (ms, status, answer) = task.await?;
+            if status == 201 {
+                latencies.push(ms);
+            } else {
+                refused += 1;
+                eprintln!("bench: clear answered {status}: {}", String::from_utf8_lossy(&answer));
+            }
+        }
+    }
+    Ok(SyncClears {
+        operators: OPERATORS,
+        rows_per_clear: ROWS_PER_CLEAR,
+        clears: latencies.len(),
+        p50_ms: crate::percentile(&latencies, 50.0),
+        p99_ms: crate::percentile(&latencies, 99.0),
+        max_ms: latencies.iter().copied().fold(0.0, f64::max),
+        refused,
+    })
+}
