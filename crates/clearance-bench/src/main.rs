@@ -48,8 +48,8 @@ struct Args {
     large_rows: u64,
     #[arg(long, default_value_t = 300)]
     warm_reads: u32,
-    /// Rounds of 16 concurrent 1,000-row clears.
-    #[arg(long, default_value_t = 4)]
+    /// Rounds of 16 concurrent 1,000-row clears (then one round one at a time).
+    #[arg(long, default_value_t = 3)]
     clear_rounds: usize,
     #[command(subcommand)]
     command: Option<Command>,
@@ -432,8 +432,8 @@ async fn main() -> anyhow::Result<()> {
     );
     let s = &r.sync_clears;
     println!(
-        "| sync clear of {} rows, {} concurrent operators on one treaty ({} clears, through the router) | p50 {:.0} ms, p99 {:.0} ms; {} refused |",
-        s.rows_per_clear, s.operators, s.clears, s.p50_ms, s.p99_ms, s.refused
+        "| sync clear of {} rows, {} concurrent operators on one treaty ({} clears, through the router) | p50 {:.0} ms, p99 {:.0} ms; {} refused; split p50: snapshot {:.0} / PostgreSQL {:.0} (p99 {:.0}) / read-back {:.0} ms; one at a time p50 {:.0} ms ({:.0} / {:.0} / {:.0}) |",
+        s.rows_per_clear, s.operators, s.clears, s.p50_ms, s.p99_ms, s.refused, s.snapshot_p50_ms, s.ledger_p50_ms, s.ledger_p99_ms, s.read_back_p50_ms, s.single_p50_ms, s.single_split_p50_ms[0], s.single_split_p50_ms[1], s.single_split_p50_ms[2]
     );
     eprintln!("bench: wrote {}", args.out.display());
     Ok(())

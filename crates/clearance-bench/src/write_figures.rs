@@ -39,10 +39,30 @@ pub struct SyncClears {
     pub max_ms: f64,
     /// Answers other than 201 (must be 0: the selections are disjoint).
     pub refused: usize,
+    /// Medians of the server-side split (Server-Timing).
+    pub snapshot_p50_ms: f64,
+    pub ledger_p50_ms: f64,
+    pub ledger_p99_ms: f64,
+    pub read_back_p50_ms: f64,
+    /// The same clears one at a time (no concurrency): the cost of one.
+    pub single_p50_ms: f64,
+    /// Its split p50: snapshot, PostgreSQL, read-back.
+    pub single_split_p50_ms: [f64; 3],
 }
 
 fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The `dur` of each metric of a Server-Timing header, by name.
+fn server_timing(value: &str) -> Vec<(String, f64)> {
+    value
+        .split(',')
+        .filter_map(|part| {
+            let (name, dur) = part.trim().split_once(";dur=")?;
+            Some((name.to_owned(), dur.parse().ok()?))
+        })
+        .collect()
 }
 
 async fn call<A: Api>(
@@ -52,7 +72,7 @@ async fn call<A: Api>(
     body: &[u8],
     operator: &str,
     key: Option<&str>,
-) -> (u16, Bytes) {
+) -> (u16, Bytes, Vec<(String, f64)>) {
     let mut headers = HeaderMap::new();
     if let Some(value) = key.and_then(|k| HeaderValue::from_str(k).ok()) {
         headers.insert("idempotency-key", value);
@@ -68,7 +88,13 @@ async fn call<A: Api>(
             now_secs: now_secs(),
         })
         .await;
-    (response.status().as_u16(), response.into_body())
+    let timing = response
+        .headers()
+        .get("server-timing")
+        .and_then(|v| v.to_str().ok())
+        .map(server_timing)
+        .unwrap_or_default();
+    (response.status().as_u16(), response.into_body(), timing)
 }
 
 /// The clearance body for the first `n` rows of a search answer's page 0,
@@ -124,57 +150,65 @@ pub async fn sync_clears(
         ),
     });
     let mut latencies = Vec::new();
+    let mut single = Vec::new();
+    let mut split: Vec<Vec<(String, f64)>> = Vec::new();
+    let mut single_split: Vec<Vec<(String, f64)>> = Vec::new();
     let mut refused = 0;
-    for round in 0..rounds {
+    // The concurrent rounds, then one round of the same clears one at a time.
+    for round in 0..=rounds {
+        let concurrent = round < rounds;
         let mut bodies = Vec::new();
         for op in 0..OPERATORS {
             let period = format!("{}-{:02}", 2021 + op / 12, op % 12 + 1);
             let filter = format!(
                 r#"{{"treaty_ids":["{treaty}"],"period_from":"{period}","period_to":"{period}","currency":"USD","status":"open"}}"#
             );
-            let (status, body) = call(
-                &apis.read,
-                Method::POST,
-                "/v1/searches",
-                filter.as_bytes(),
-                &format!("bench-op-{op}"),
-                None,
-            )
-            .await;
+            let operator = format!("bench-op-{op}");
+            let (status, body, _) =
+                call(&apis.read, Method::POST, "/v1/searches", filter.as_bytes(), &operator, None).await;
             anyhow::ensure!(status == 200, "search: {}", String::from_utf8_lossy(&body));
             bodies.push(clearance_for(&serde_json::from_slice(&body)?, ROWS_PER_CLEAR)?);
         }
-        let tasks: Vec<_> = bodies
-            .into_iter()
-            .enumerate()
-            .map(|(op, body)| {
-                let apis = Arc::clone(&apis);
-                tokio::spawn(async move {
-                    let key = format!("bench-{round}-{op}");
-                    let started = Instant::now();
-                    let (status, answer) = call(
-                        &apis.write,
-                        Method::POST,
-                        "/v1/clearances",
-                        &body,
-                        &format!("bench-op-{op}"),
-                        Some(&key),
-                    )
-                    .await;
-                    (started.elapsed().as_secs_f64() * 1e3, status, answer)
-                })
-            })
-            .collect();
-        for task in tasks {
-            let (ms, status, answer) = task.await?;
-            if status == 201 {
-                latencies.push(ms);
-            } else {
+        let clear = |op: usize, body: Vec<u8>| {
+            let apis = Arc::clone(&apis);
+            async move {
+                let key = format!("bench-{round}-{op}");
+                let operator = format!("bench-op-{op}");
+                let started = Instant::now();
+                let (status, answer, timing) =
+                    call(&apis.write, Method::POST, "/v1/clearances", &body, &operator, Some(&key)).await;
+                (started.elapsed().as_secs_f64() * 1e3, status, answer, timing)
+            }
+        };
+        let mut outcomes = Vec::new();
+        if concurrent {
+            let tasks: Vec<_> =
+                bodies.into_iter().enumerate().map(|(op, body)| tokio::spawn(clear(op, body))).collect();
+            for task in tasks {
+                outcomes.push(task.await?);
+            }
+        } else {
+            for (op, body) in bodies.into_iter().enumerate() {
+                outcomes.push(clear(op, body).await);
+            }
+        }
+        for (ms, status, answer, timing) in outcomes {
+            if status != 201 {
                 refused += 1;
                 eprintln!("bench: clear answered {status}: {}", String::from_utf8_lossy(&answer));
+            } else if concurrent {
+                latencies.push(ms);
+                split.push(timing);
+            } else {
+                single.push(ms);
+                single_split.push(timing);
             }
         }
     }
+    let metric_of = |runs: &[Vec<(String, f64)>], name: &str| -> Vec<f64> {
+        runs.iter().filter_map(|t| t.iter().find(|(n, _)| n == name).map(|(_, d)| *d)).collect()
+    };
+    let metric = |name: &str| metric_of(&split, name);
     Ok(SyncClears {
         operators: OPERATORS,
         rows_per_clear: ROWS_PER_CLEAR,
@@ -183,5 +217,12 @@ pub async fn sync_clears(
         p99_ms: crate::percentile(&latencies, 99.0),
         max_ms: latencies.iter().copied().fold(0.0, f64::max),
         refused,
+        snapshot_p50_ms: crate::percentile(&metric("snapshot"), 50.0),
+        ledger_p50_ms: crate::percentile(&metric("ledger"), 50.0),
+        ledger_p99_ms: crate::percentile(&metric("ledger"), 99.0),
+        read_back_p50_ms: crate::percentile(&metric("read_back"), 50.0),
+        single_p50_ms: crate::percentile(&single, 50.0),
+        single_split_p50_ms: ["snapshot", "ledger", "read_back"]
+            .map(|name| crate::percentile(&metric_of(&single_split, name), 50.0)),
     })
 }

@@ -89,6 +89,17 @@ pub trait SnapshotStore: Send + Sync {
         number: u32,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, BackendError>> + Send;
 
+    /// The compressed chunks of pages `numbers`, in that order (`None` for
+    /// an absent one): one round trip per batch, not one per page.
+    ///
+    /// # Errors
+    /// As [`SnapshotStore::meta`].
+    fn chunks(
+        &self,
+        id: &SnapshotId,
+        numbers: &[u32],
+    ) -> impl Future<Output = Result<Vec<Option<Vec<u8>>>, BackendError>> + Send;
+
     /// Stores chunks (any number; the adapter batches). Idempotent: storing
     /// the same chunk twice leaves one.
     ///

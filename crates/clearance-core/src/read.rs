@@ -17,8 +17,11 @@ use crate::transaction::LedgerRow;
 /// Chunks stored per batch while a snapshot is being built (DynamoDB's
 /// BatchWriteItem takes 25 items).
 const CHUNK_BATCH: usize = 25;
-/// Chunks read at once when a view is materialized.
-const CHUNK_READS_IN_FLIGHT: usize = 8;
+/// Chunks asked for in one read (DynamoDB's BatchGetItem answers at most
+/// 16 MB: 40 chunks of at most 350 KB fit).
+const CHUNKS_PER_READ: usize = 40;
+/// Chunk reads in flight when a whole snapshot is read.
+const CHUNK_READS_IN_FLIGHT: usize = 3;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ReadConfig {
@@ -115,12 +118,15 @@ pub(crate) async fn snapshot_rows<S: SnapshotStore>(
     store: &S,
     meta: &SnapshotMeta,
 ) -> Result<Vec<LedgerRow>, ReadError> {
-    let pages = meta.page_count.min(PAGES_MAX);
-    let chunks: Vec<Option<Vec<u8>>> = futures_util::stream::iter(0..pages)
-        .map(|n| store.chunk(&meta.id, n))
+    let pages: Vec<u32> = (0..meta.page_count.min(PAGES_MAX)).collect();
+    let reads: Vec<Vec<u32>> = pages.chunks(CHUNKS_PER_READ).map(<[u32]>::to_vec).collect();
+    let id = &meta.id;
+    let batches: Vec<Vec<Option<Vec<u8>>>> = futures_util::stream::iter(reads)
+        .map(|numbers| async move { store.chunks(id, &numbers).await })
         .buffered(CHUNK_READS_IN_FLIGHT)
         .try_collect()
         .await?;
+    let chunks = batches.into_iter().flatten();
     let mut rows = Vec::with_capacity(meta.row_count.min(10_000_000) as usize);
     for (n, chunk) in chunks.into_iter().enumerate() {
         let chunk = chunk.ok_or_else(|| {

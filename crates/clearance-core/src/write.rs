@@ -5,6 +5,7 @@
 //! still so.
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
@@ -97,12 +98,24 @@ impl From<LedgerWriteError> for WriteError {
     }
 }
 
+/// Where a clearance spent its time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClearTimings {
+    /// Reading the snapshot (meta and chunks) and resolving the selection.
+    pub snapshot: Duration,
+    /// The PostgreSQL transaction: guard, ledger, journal, scope version.
+    pub ledger: Duration,
+    /// Reading the clearance back and publishing the scope mirror.
+    pub read_back: Duration,
+}
+
 /// A clearance as the write path answers it, and whether the ledger already
 /// held it under this idempotency key (nothing posted this time).
 #[derive(Debug, Clone)]
 pub struct Cleared {
     pub record: ClearanceRecord,
     pub already_posted: bool,
+    pub timings: ClearTimings,
 }
 
 /// The rows of a snapshot a selection takes, checked against the snapshot.
@@ -222,6 +235,7 @@ impl<S: SnapshotStore, G: ClearanceLedger, M: ScopeMirror> WriteService<S, G, M>
     ) -> Result<Cleared, WriteError> {
         let max = self.config.sync_rows_max;
         self.check_size(request)?;
+        let started = Instant::now();
         let meta = self.owned_snapshot(who, request, now_secs).await?;
         let rows = snapshot_rows(&self.store, &meta).await?;
         let mut selected = resolve_selection(&rows, &request.selection)?;
@@ -253,16 +267,22 @@ impl<S: SnapshotStore, G: ClearanceLedger, M: ScopeMirror> WriteService<S, G, M>
             version_token: meta.version_token.to_string(),
             idempotency_key: key.as_str().to_owned(),
         };
+        let mut timings = ClearTimings { snapshot: started.elapsed(), ..ClearTimings::default() };
+        let posting_started = Instant::now();
         let posted = self.ledger.post(&treaty, &refs, &request.check, &posting, &header).await?;
-        // Advisory: page reads of older snapshots now say stale. The ledger
-        // already holds the truth, so a failure here fails nothing.
-        let _ = self.mirror.publish(&[(treaty, posted.scope_version)]).await;
-        let record = self
-            .ledger
-            .clearance(posted.clearance_id)
-            .await?
-            .ok_or_else(|| BackendError::new("a posted clearance could not be read back"))?;
-        Ok(Cleared { record, already_posted: posted.already_posted })
+        timings.ledger = posting_started.elapsed();
+        let reading = Instant::now();
+        let (record, _) = futures_util::future::join(self.ledger.clearance(posted.clearance_id), async {
+            // Advisory: page reads of older snapshots now say stale. The
+            // ledger already holds the truth, so a failure here fails nothing.
+            if !posted.already_posted {
+                let _ = self.mirror.publish(&[(treaty, posted.scope_version)]).await;
+            }
+        })
+        .await;
+        let record = record?.ok_or_else(|| BackendError::new("a posted clearance could not be read back"))?;
+        timings.read_back = reading.elapsed();
+        Ok(Cleared { record, already_posted: posted.already_posted, timings })
     }
 
     /// A clearance of a treaty `who` is entitled to.
@@ -298,14 +318,20 @@ impl<S: SnapshotStore, G: ClearanceLedger, M: ScopeMirror> WriteService<S, G, M>
             operator_id: who.operator.as_str().to_owned(),
             idempotency_key: key.as_str().to_owned(),
         };
+        let started = Instant::now();
         let posted = self.ledger.reverse(&header).await?;
-        let _ = self.mirror.publish(&[(record.treaty_id, posted.scope_version)]).await;
+        let ledger = started.elapsed();
+        if !posted.already_posted {
+            let _ = self.mirror.publish(&[(record.treaty_id, posted.scope_version)]).await;
+        }
         let record = self
             .ledger
             .clearance(id)
             .await?
             .ok_or_else(|| BackendError::new("a reversed clearance could not be read back"))?;
-        Ok(Cleared { record, already_posted: posted.already_posted })
+        let timings =
+            ClearTimings { ledger, read_back: started.elapsed() - ledger, ..ClearTimings::default() };
+        Ok(Cleared { record, already_posted: posted.already_posted, timings })
     }
 }
 

@@ -31,6 +31,9 @@ use clearance_core::TreatyId;
 
 /// Attempts of a batch write whose items DynamoDB left unprocessed.
 const BATCH_WRITE_ATTEMPTS: u32 = 8;
+/// Keys per BatchGetItem of chunks: DynamoDB answers at most 100 items and
+/// 16 MB, and a chunk is at most 350 KB.
+const BATCH_GET_ITEMS_MAX: usize = 40;
 /// Items per BatchWriteItem (DynamoDB's limit).
 const BATCH_WRITE_ITEMS_MAX: usize = 25;
 
@@ -165,6 +168,51 @@ impl SnapshotStore for DynamoSnapshotStore {
             .item
             .and_then(|mut item| item.remove("data"))
             .and_then(|v| v.as_b().ok().map(|b| b.as_ref().to_vec())))
+    }
+
+    async fn chunks(&self, id: &SnapshotId, numbers: &[u32]) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+        let mut found: HashMap<String, Vec<u8>> = HashMap::with_capacity(numbers.len());
+        let mut pending: Vec<HashMap<String, AttributeValue>> = numbers
+            .iter()
+            .map(|n| HashMap::from([("pk".to_owned(), AttributeValue::S(chunk_key(id, *n)))]))
+            .collect();
+        for slice in pending.split_off(0).chunks(BATCH_GET_ITEMS_MAX) {
+            let mut keys: Vec<HashMap<String, AttributeValue>> = slice.to_vec();
+            let mut attempt = 0;
+            while !keys.is_empty() {
+                attempt += 1;
+                if attempt > BATCH_WRITE_ATTEMPTS {
+                    return Err(BackendError::new(format!(
+                        "{} chunk reads still unprocessed after {BATCH_WRITE_ATTEMPTS} attempts",
+                        keys.len()
+                    )));
+                }
+                let request = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build();
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request.map_err(backend)?)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                for mut item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                    let key = item.remove("pk").and_then(|v| v.as_s().ok().cloned());
+                    let data = item.remove("data").and_then(|v| v.as_b().ok().map(|b| b.as_ref().to_vec()));
+                    if let (Some(key), Some(data)) = (key, data) {
+                        found.insert(key, data);
+                    }
+                }
+                keys = out
+                    .unprocessed_keys
+                    .and_then(|mut m| m.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                if !keys.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(20 << attempt.min(6))).await;
+                }
+            }
+        }
+        Ok(numbers.iter().map(|n| found.remove(&chunk_key(id, *n))).collect())
     }
 
     async fn put_chunks(

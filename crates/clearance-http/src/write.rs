@@ -12,7 +12,7 @@ use clearance_core::idempotency::{
     StoredResponse,
 };
 use clearance_core::ports::{ClearanceLedger, ScopeMirror, SnapshotStore};
-use clearance_core::write::{WriteError, WriteService};
+use clearance_core::write::{ClearTimings, WriteError, WriteService};
 use http::{HeaderValue, Method, Response, StatusCode};
 use uuid::Uuid;
 
@@ -151,6 +151,21 @@ impl From<WriteError> for ApiError {
     }
 }
 
+/// The split of a clearance's time as a `Server-Timing` header (not part of
+/// the stored body, so a replay carries none).
+fn server_timing(response: &mut Response<Bytes>, timings: &ClearTimings) {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let value = format!(
+        "snapshot;dur={:.1}, ledger;dur={:.1}, read_back;dur={:.1}",
+        ms(timings.snapshot),
+        ms(timings.ledger),
+        ms(timings.read_back)
+    );
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert("server-timing", value);
+    }
+}
+
 fn idempotency_error(err: IdempotencyError) -> ApiError {
     match err {
         IdempotencyError::KeyReused => ApiError::new(
@@ -262,7 +277,10 @@ impl<S: SnapshotStore, G: ClearanceLedger, M: ScopeMirror, I: IdempotencyStore> 
                 let now = request.now_secs;
                 self.idempotent(&who, &key, &request, || async {
                     let cleared = self.service.clear(&who, &clearance, &key, now).await?;
-                    Ok(json_response(StatusCode::CREATED, wire::clearance_body(&cleared.record)))
+                    let mut response =
+                        json_response(StatusCode::CREATED, wire::clearance_body(&cleared.record));
+                    server_timing(&mut response, &cleared.timings);
+                    Ok(response)
                 })
                 .await
             }

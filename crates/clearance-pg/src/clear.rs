@@ -106,6 +106,12 @@ async fn post_in_transaction(
     let periods: Vec<NaiveDate> = rows.iter().map(|r| r.accounting_period).collect();
     let versions: Vec<i64> = rows.iter().map(|r| r.row_version).collect();
     let mut tx = pool.begin().await.context("starting the clearance").map_err(db)?;
+    // A retry of a posted request: answered without taking a lock.
+    if let Some(clearance_id) =
+        posted_under_key(&mut tx, &header.operator_id, &header.idempotency_key).await?
+    {
+        return Ok(Posted { clearance_id, rows: 0, scope_version: 0, already_posted: true });
+    }
     key_lookups_only(&mut tx).await?;
 
     // Lock the selected rows in that order (the nested loop walks the
