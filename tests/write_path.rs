@@ -10,10 +10,12 @@ use clearance_core::write::WriteConfig;
 use clearance_loader::generate::Generator;
 use clearance_tests::dynamo::TestTable;
 use clearance_tests::read_api::now;
-use clearance_tests::write_api::{item_count, send, Apis, Reply};
+use clearance_tests::write_api::{item_count, send, LocalStack, Reply, StackConfig};
 use clearance_tests::TestDb;
 use http::Method;
 use rust_decimal::Decimal;
+
+type Apis = LocalStack;
 
 const FILTER: &str = r#"{"treaty_ids": ["TR-0001"], "period_from": "2024-01", "period_to": "2024-06", "currency": "USD", "status": "open"}"#;
 
@@ -50,8 +52,12 @@ impl Stack {
         Ok(Self { db, table: TestTable::new().await?, pool })
     }
 
-    fn apis(&self, config: WriteConfig) -> Apis {
-        Apis::new(self.pool.clone(), &self.table.client, &self.table.name, config)
+    async fn apis(&self, config: WriteConfig) -> anyhow::Result<Apis> {
+        let events = clearance_workflow::EventBridgePublisher::client_from_env().await;
+        let bus = format!("{}-bus", self.table.name);
+        clearance_workflow::events::ensure_bus(&events, &bus).await?;
+        let config = StackConfig { write: config, ..StackConfig::new(self.table.name.clone(), bus) };
+        Ok(LocalStack::new(self.pool.clone(), &self.table.client, &events, &config))
     }
 
     async fn count(&self, sql: &str) -> anyhow::Result<i64> {
@@ -134,7 +140,7 @@ async fn clear(apis: &Apis, operator: &str, snapshot: &Snapshot, rows: &[&Row], 
 #[tokio::test]
 async fn a_selection_clears_reads_back_reverses_once_and_stale_snapshots_are_refused() -> anyhow::Result<()> {
     let stack = Stack::new(20_000).await?;
-    let apis = stack.apis(WriteConfig::default());
+    let apis = stack.apis(WriteConfig::default()).await?;
     let snap = search(&apis, "op-a", FILTER).await?;
     assert!(snap.rows.len() > 50, "the filter finds rows: {}", snap.rows.len());
     let picked: Vec<&Row> = snap.rows.iter().filter(|r| r.amount > Decimal::ZERO).take(5).collect();
@@ -242,7 +248,7 @@ async fn a_selection_clears_reads_back_reverses_once_and_stale_snapshots_are_ref
 #[tokio::test]
 async fn replays_are_answered_once_byte_for_byte_and_the_ledger_holds_the_key_too() -> anyhow::Result<()> {
     let stack = Stack::new(20_000).await?;
-    let apis = Arc::new(stack.apis(WriteConfig::default()));
+    let apis = Arc::new(stack.apis(WriteConfig::default()).await?);
     let snap = search(&apis, "op-a", FILTER).await?;
     let rows: Vec<&Row> = snap.rows.iter().filter(|r| r.amount > Decimal::ZERO).collect();
     let picked = &rows[0..4];
@@ -337,7 +343,7 @@ async fn replays_are_answered_once_byte_for_byte_and_the_ledger_holds_the_key_to
 #[tokio::test]
 async fn sixteen_operators_on_one_treaty_never_clear_a_row_twice() -> anyhow::Result<()> {
     let stack = Stack::new(20_000).await?;
-    let apis = Arc::new(stack.apis(WriteConfig::default()));
+    let apis = Arc::new(stack.apis(WriteConfig::default()).await?);
 
     // Disjoint selections by two operators: both succeed.
     let a = search(&apis, "op-a", FILTER).await?;
@@ -427,7 +433,7 @@ async fn sixteen_operators_on_one_treaty_never_clear_a_row_twice() -> anyhow::Re
 #[tokio::test]
 async fn bad_input_is_a_4xx_with_code_and_field_and_writes_nothing() -> anyhow::Result<()> {
     let stack = Stack::new(20_000).await?;
-    let apis = stack.apis(WriteConfig { sync_rows_max: 20 });
+    let apis = stack.apis(WriteConfig { sync_rows_max: 20, batch_rows_max: 20 }).await?;
     let snap = search(&apis, "op-a", FILTER).await?;
     let one = snap.rows[0].id.clone();
     let base = serde_json::json!({

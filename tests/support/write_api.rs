@@ -1,55 +1,15 @@
-//! The write API (with the read API beside it, for the searches clearances
-//! come from) wired to the real PostgreSQL and the real (moto) DynamoDB.
+//! The whole system (read, write and job APIs, batch steps) wired to the
+//! real PostgreSQL and the real (moto) DynamoDB and EventBridge, as the
+//! local server composes it.
 
 use bytes::Bytes;
 use clearance_core::access::Identity;
-use clearance_core::idempotency::IdempotencyConfig;
-use clearance_core::read::{ReadConfig, ReadService};
-use clearance_core::write::{WriteConfig, WriteService};
-use clearance_dynamo::{DynamoIdempotencyStore, DynamoScopeMirror, DynamoSnapshotStore};
-use clearance_http::{Api, ApiRequest, ReadApi, WriteApi};
-use clearance_pg::clear::PgClearanceLedger;
-use clearance_pg::read::PgLedgerReader;
+use clearance_http::{Api, ApiRequest};
 use http::{HeaderMap, HeaderValue, Method};
 
 use crate::read_api::now;
 
-pub type TestWriteApi =
-    WriteApi<DynamoSnapshotStore, PgClearanceLedger, DynamoScopeMirror, DynamoIdempotencyStore>;
-pub type PlainReadApi = ReadApi<PgLedgerReader, DynamoSnapshotStore, DynamoScopeMirror>;
-
-/// Both APIs over one database pool and one table, as one deployment.
-pub struct Apis {
-    pub read: PlainReadApi,
-    pub write: TestWriteApi,
-}
-
-impl Apis {
-    pub fn new(
-        pool: sqlx::PgPool,
-        client: &aws_sdk_dynamodb::Client,
-        table: &str,
-        config: WriteConfig,
-    ) -> Self {
-        let store = DynamoSnapshotStore::new(client.clone(), table);
-        let mirror = DynamoScopeMirror::new(client.clone(), table);
-        let read = ReadService::new(
-            PgLedgerReader::new(pool.clone()),
-            store.clone(),
-            mirror.clone(),
-            ReadConfig::default(),
-        );
-        let write = WriteService::new(store, PgClearanceLedger::new(pool), mirror, config);
-        Self {
-            read: ReadApi::new(read),
-            write: WriteApi::new(
-                write,
-                DynamoIdempotencyStore::new(client.clone(), table),
-                IdempotencyConfig::default(),
-            ),
-        }
-    }
-}
+pub use clearance_local::{LocalStack, StackConfig};
 
 /// A response: status, body bytes and JSON, and whether it was a replay.
 #[derive(Debug, Clone)]

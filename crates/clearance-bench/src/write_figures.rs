@@ -9,13 +9,8 @@ use std::time::Instant;
 use anyhow::Context;
 use bytes::Bytes;
 use clearance_core::access::Identity;
-use clearance_core::idempotency::IdempotencyConfig;
-use clearance_core::read::{ReadConfig, ReadService};
-use clearance_core::write::{WriteConfig, WriteService};
-use clearance_dynamo::{DynamoIdempotencyStore, DynamoScopeMirror, DynamoSnapshotStore};
-use clearance_http::{Api, ApiRequest, ReadApi, WriteApi};
-use clearance_pg::clear::PgClearanceLedger;
-use clearance_pg::read::PgLedgerReader;
+use clearance_http::{Api, ApiRequest};
+use clearance_local::{LocalStack, StackConfig};
 use clearance_pg::PoolLimits;
 use http::{HeaderMap, HeaderValue, Method};
 use rust_decimal::Decimal;
@@ -23,11 +18,6 @@ use serde::Serialize;
 
 pub const OPERATORS: usize = 16;
 pub const ROWS_PER_CLEAR: usize = 1_000;
-
-struct Apis {
-    read: ReadApi<PgLedgerReader, DynamoSnapshotStore, DynamoScopeMirror>,
-    write: WriteApi<DynamoSnapshotStore, PgClearanceLedger, DynamoScopeMirror, DynamoIdempotencyStore>,
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SyncClears {
@@ -134,21 +124,10 @@ pub async fn sync_clears(
     )
     .await?;
     let client = clearance_dynamo::client_from_env().await;
-    let store = DynamoSnapshotStore::new(client.clone(), table);
-    let mirror = DynamoScopeMirror::new(client.clone(), table);
-    let apis = Arc::new(Apis {
-        read: ReadApi::new(ReadService::new(
-            PgLedgerReader::new(pool.clone()),
-            store.clone(),
-            mirror.clone(),
-            ReadConfig::default(),
-        )),
-        write: WriteApi::new(
-            WriteService::new(store, PgClearanceLedger::new(pool), mirror, WriteConfig::default()),
-            DynamoIdempotencyStore::new(client, table),
-            IdempotencyConfig::default(),
-        ),
-    });
+    let events = clearance_workflow::EventBridgePublisher::client_from_env().await;
+    let bus = format!("{table}-bus");
+    clearance_workflow::events::ensure_bus(&events, &bus).await?;
+    let apis = Arc::new(LocalStack::new(pool, &client, &events, &StackConfig::new(table, bus)));
     let mut latencies = Vec::new();
     let mut single = Vec::new();
     let mut split: Vec<Vec<(String, f64)>> = Vec::new();

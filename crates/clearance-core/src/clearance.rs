@@ -351,6 +351,14 @@ impl Posting {
             }
             total = total.checked_add(amount).map_err(|_| PostingError::Range)?;
         }
+        Self::for_total(check, total, allow_difference)
+    }
+
+    /// Plans the posting of rows totalling `total` (in the check's currency).
+    ///
+    /// # Errors
+    /// [`PostingError`] on an (unallowed) amount mismatch or out of range.
+    pub fn for_total(check: &Check, total: Amount, allow_difference: bool) -> Result<Self, PostingError> {
         let difference = Amount::from_decimal(check.amount.as_decimal() - total.as_decimal())
             .map_err(|_| PostingError::Range)?;
         if difference != Amount::ZERO && !allow_difference {

@@ -6,6 +6,7 @@
 //! exists here has already passed its validation.
 
 pub mod access;
+pub mod batch;
 pub mod clearance;
 pub mod idempotency;
 pub mod ids;

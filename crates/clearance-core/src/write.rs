@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::access::Identity;
+use crate::batch::{
+    encode_chunk, job_id_for, plan_chunks, JobPlan, JobStarter, JobState, JobStatus, JobStore,
+};
 use crate::clearance::{
     clearance_id_for, ClearanceHeader, ClearanceRecord, ClearanceRequest, Posting, PostingError,
     ReversalHeader, ReversalReason, Selection, SnapshotRowRef,
@@ -25,16 +28,23 @@ use crate::transaction::{LedgerRow, TxnStatus};
 /// Default largest selection cleared inside the request.
 pub const SYNC_ROWS_MAX_DEFAULT: usize = 2_000;
 
+/// Default largest selection one job clears.
+pub const BATCH_ROWS_MAX_DEFAULT: usize = 1_000_000;
+/// How long a job's status and plan are kept (7 days).
+pub const JOB_TTL_SECS: i64 = 7 * 86_400;
+
 #[derive(Debug, Clone, Copy)]
 pub struct WriteConfig {
     /// Largest selection cleared inside the request; larger ones go to the
     /// batch workflow.
     pub sync_rows_max: usize,
+    /// Largest selection a batch job takes.
+    pub batch_rows_max: usize,
 }
 
 impl Default for WriteConfig {
     fn default() -> Self {
-        Self { sync_rows_max: SYNC_ROWS_MAX_DEFAULT }
+        Self { sync_rows_max: SYNC_ROWS_MAX_DEFAULT, batch_rows_max: BATCH_ROWS_MAX_DEFAULT }
     }
 }
 
@@ -58,8 +68,8 @@ pub enum WriteError {
     SpansTreaties(Vec<TreatyId>),
     #[error("the selection holds no open row")]
     EmptySelection,
-    #[error("{rows} rows is over the limit of {max} cleared in the request")]
-    TooLargeForSync { rows: u64, max: usize },
+    #[error("{rows} rows is over the limit of {max} cleared by one job")]
+    TooLarge { rows: u64, max: usize },
     #[error(transparent)]
     Posting(#[from] PostingError),
     /// Rows that moved since the snapshot, sorted; nothing written.
@@ -166,16 +176,33 @@ pub fn resolve_selection(rows: &[LedgerRow], selection: &Selection) -> Result<Ve
     Ok(selected)
 }
 
-pub struct WriteService<S, G, M> {
+/// What a clearance request started: a clearance posted in the request, or
+/// a batch job.
+#[derive(Debug, Clone)]
+pub enum ClearOutcome {
+    Posted(Box<Cleared>),
+    Started(JobStatus),
+}
+
+pub struct WriteService<S, G, M, J, R> {
     store: S,
     ledger: G,
     mirror: M,
+    jobs: J,
+    starter: R,
     config: WriteConfig,
 }
 
-impl<S: SnapshotStore, G: ClearanceLedger, M: ScopeMirror> WriteService<S, G, M> {
-    pub fn new(store: S, ledger: G, mirror: M, config: WriteConfig) -> Self {
-        Self { store, ledger, mirror, config }
+impl<S, G, M, J, R> WriteService<S, G, M, J, R>
+where
+    S: SnapshotStore,
+    G: ClearanceLedger,
+    M: ScopeMirror,
+    J: JobStore,
+    R: JobStarter,
+{
+    pub fn new(store: S, ledger: G, mirror: M, jobs: J, starter: R, config: WriteConfig) -> Self {
+        Self { store, ledger, mirror, jobs, starter, config }
     }
 
     pub fn config(&self) -> WriteConfig {
@@ -205,16 +232,16 @@ impl<S: SnapshotStore, G: ClearanceLedger, M: ScopeMirror> WriteService<S, G, M>
         Ok(meta)
     }
 
-    /// Refuses, before any IO, an id selection over the sync limit (an
+    /// Refuses, before any IO, an id selection over the batch limit (an
     /// all-except selection is counted once resolved).
     ///
     /// # Errors
-    /// [`WriteError::TooLargeForSync`].
+    /// [`WriteError::TooLarge`].
     pub fn check_size(&self, request: &ClearanceRequest) -> Result<(), WriteError> {
-        let max = self.config.sync_rows_max;
+        let max = self.config.batch_rows_max;
         match &request.selection {
             Selection::Ids(ids) if ids.len() > max => {
-                Err(WriteError::TooLargeForSync { rows: ids.len() as u64, max })
+                Err(WriteError::TooLarge { rows: ids.len() as u64, max })
             }
             _ => Ok(()),
         }
@@ -232,16 +259,18 @@ impl<S: SnapshotStore, G: ClearanceLedger, M: ScopeMirror> WriteService<S, G, M>
         request: &ClearanceRequest,
         key: &IdempotencyKey,
         now_secs: i64,
-    ) -> Result<Cleared, WriteError> {
-        let max = self.config.sync_rows_max;
+    ) -> Result<ClearOutcome, WriteError> {
         self.check_size(request)?;
         let started = Instant::now();
         let meta = self.owned_snapshot(who, request, now_secs).await?;
         let rows = snapshot_rows(&self.store, &meta).await?;
         let mut selected = resolve_selection(&rows, &request.selection)?;
         drop(rows);
-        if selected.len() > max {
-            return Err(WriteError::TooLargeForSync { rows: selected.len() as u64, max });
+        if selected.len() > self.config.batch_rows_max {
+            return Err(WriteError::TooLarge {
+                rows: selected.len() as u64,
+                max: self.config.batch_rows_max,
+            });
         }
         let posting = Posting::plan(
             &request.check,
@@ -267,6 +296,10 @@ impl<S: SnapshotStore, G: ClearanceLedger, M: ScopeMirror> WriteService<S, G, M>
             version_token: meta.version_token.to_string(),
             idempotency_key: key.as_str().to_owned(),
         };
+        if refs.len() > self.config.sync_rows_max {
+            let status = self.start_job(who, key, &treaty, refs, request, &posting, header, now_secs).await?;
+            return Ok(ClearOutcome::Started(status));
+        }
         let mut timings = ClearTimings { snapshot: started.elapsed(), ..ClearTimings::default() };
         let posting_started = Instant::now();
         let posted = self.ledger.post(&treaty, &refs, &request.check, &posting, &header).await?;
@@ -282,7 +315,73 @@ impl<S: SnapshotStore, G: ClearanceLedger, M: ScopeMirror> WriteService<S, G, M>
         .await;
         let record = record?.ok_or_else(|| BackendError::new("a posted clearance could not be read back"))?;
         timings.read_back = reading.elapsed();
-        Ok(Cleared { record, already_posted: posted.already_posted, timings })
+        Ok(ClearOutcome::Posted(Box::new(Cleared { record, already_posted: posted.already_posted, timings })))
+    }
+
+    /// Creates the job of a selection above the sync limit (its plan and
+    /// chunks) and starts its workflow. Idempotent by the job id, which
+    /// derives from the operator and the idempotency key.
+    #[allow(clippy::too_many_arguments)]
+    async fn start_job(
+        &self,
+        who: &Identity,
+        key: &IdempotencyKey,
+        treaty: &TreatyId,
+        refs: Vec<SnapshotRowRef>,
+        request: &ClearanceRequest,
+        posting: &Posting,
+        header: ClearanceHeader,
+        now_secs: i64,
+    ) -> Result<JobStatus, WriteError> {
+        let job_id = job_id_for(who.operator.as_str(), key.as_str());
+        let row_count = refs.len() as u64;
+        let chunks = plan_chunks(refs);
+        let first_period = chunks.first().and_then(|c| c.first()).map(|r| r.accounting_period);
+        let last_period = chunks.last().and_then(|c| c.last()).map(|r| r.accounting_period);
+        let (Some(first_period), Some(last_period)) = (first_period, last_period) else {
+            return Err(WriteError::EmptySelection);
+        };
+        let encoded = chunks
+            .iter()
+            .map(|c| encode_chunk(c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| WriteError::Snapshot(format!("encoding a job chunk: {e}")))?;
+        let plan = JobPlan {
+            job_id,
+            clearance_id: header.clearance_id,
+            owner: header.operator_id,
+            treaty_id: treaty.to_string(),
+            check_number: request.check.number.clone(),
+            check_amount: request.check.amount.to_string(),
+            currency: request.check.currency.as_str().to_owned(),
+            received_on: request.check.received_on,
+            allow_difference: request.allow_difference,
+            cleared_total: posting.cleared_total.to_string(),
+            row_count,
+            chunks: encoded.len() as u32,
+            first_period,
+            last_period,
+            snapshot_id: header.snapshot_id,
+            snapshot_filter: header.snapshot_filter,
+            version_token: header.version_token,
+            idempotency_key: header.idempotency_key,
+        };
+        let status = JobStatus {
+            job_id,
+            owner: who.operator.clone(),
+            treaty_id: treaty.clone(),
+            state: JobState::Running,
+            chunks_total: plan.chunks,
+            chunks_done: 0,
+            row_count,
+            clearance_id: None,
+            error: None,
+            created_at_secs: now_secs,
+            updated_at_secs: now_secs,
+        };
+        self.jobs.create(&status, &plan, &encoded, now_secs + JOB_TTL_SECS).await?;
+        self.starter.start(job_id).await?;
+        Ok(self.jobs.status(job_id).await?.unwrap_or(status))
     }
 
     /// A clearance of a treaty `who` is entitled to.

@@ -6,6 +6,8 @@
 //! | snapshot or view meta | `snapshot#<id>` | owner, filter, view_of, view_spec, treaties, token, row_count, page_count, page_size, summary (JSON), created_at, expires_at |
 //! | page chunk | `snapshot#<id>#page#<n>` | data (zstd JSON), rows, expires_at |
 //! | scope mirror | `scope#<treaty>` | version |
+//! | batch job status | `job#<id>` | owner, treaty, state, chunks_total, chunks_done, done_chunks, row_count, clearance_id, error, plan, created_at, updated_at, expires_at |
+//! | batch job chunk | `job#<id>#chunk#<k>` | data (the chunk's rows), expires_at |
 //! | idempotency record | `idem#<key>#<operator>` | request_hash, state, lease_until, status, body, expires_at |
 //!
 //! Every chunk has its own partition key, so a hot page never throttles its
@@ -13,9 +15,11 @@
 //! the table's TTL attribute (template.yaml).
 
 pub mod idempotency;
+pub mod jobs;
 pub mod table;
 
 pub use idempotency::DynamoIdempotencyStore;
+pub use jobs::DynamoJobStore;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -76,32 +80,36 @@ impl DynamoSnapshotStore {
     }
 
     async fn write_all(&self, requests: &[WriteRequest]) -> Result<(), BackendError> {
-        for slice in requests.chunks(BATCH_WRITE_ITEMS_MAX) {
-            let mut batch: Vec<WriteRequest> = slice.to_vec();
-            let mut attempt = 0;
-            while !batch.is_empty() {
-                attempt += 1;
-                if attempt > BATCH_WRITE_ATTEMPTS {
-                    return Err(BackendError::new(format!(
-                        "{} chunk writes still unprocessed after {BATCH_WRITE_ATTEMPTS} attempts",
-                        batch.len()
-                    )));
-                }
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, batch)
-                    .send()
-                    .await
-                    .map_err(backend)?;
-                batch = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
-                if !batch.is_empty() {
-                    tokio::time::sleep(Duration::from_millis(20 << attempt.min(6))).await;
-                }
+        write_all(&self.client, &self.table, requests).await
+    }
+}
+
+/// Writes every request, in batches of 25, retrying unprocessed items with
+/// backoff a bounded number of times.
+pub(crate) async fn write_all(
+    client: &Client,
+    table: &str,
+    requests: &[WriteRequest],
+) -> Result<(), BackendError> {
+    for slice in requests.chunks(BATCH_WRITE_ITEMS_MAX) {
+        let mut batch: Vec<WriteRequest> = slice.to_vec();
+        let mut attempt = 0;
+        while !batch.is_empty() {
+            attempt += 1;
+            if attempt > BATCH_WRITE_ATTEMPTS {
+                return Err(BackendError::new(format!(
+                    "{} writes still unprocessed after {BATCH_WRITE_ATTEMPTS} attempts",
+                    batch.len()
+                )));
+            }
+            let out = client.batch_write_item().request_items(table, batch).send().await.map_err(backend)?;
+            batch = out.unprocessed_items.and_then(|mut m| m.remove(table)).unwrap_or_default();
+            if !batch.is_empty() {
+                tokio::time::sleep(Duration::from_millis(20 << attempt.min(6))).await;
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 fn s(item: &HashMap<String, AttributeValue>, name: &str) -> Result<String, BackendError> {

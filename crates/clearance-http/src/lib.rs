@@ -4,10 +4,12 @@
 //! headers in the local server only) and the clock.
 
 pub mod config;
+mod jobs;
 mod read;
 pub mod wire;
 mod write;
 
+pub use jobs::JobsApi;
 pub use read::ReadApi;
 pub use write::{WriteApi, CLEARANCE_BODY_BYTES_MAX};
 

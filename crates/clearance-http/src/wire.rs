@@ -1,5 +1,6 @@
 //! Wire types: request DTOs (unknown fields refused) and response bodies.
 
+use clearance_core::batch::JobStatus;
 use clearance_core::clearance::{ClearanceInput, ClearanceRecord, JournalLine};
 use clearance_core::read::{Page, SearchOutcome};
 use clearance_core::snapshot::FilterInput;
@@ -162,6 +163,24 @@ pub fn clearance_body(record: &ClearanceRecord) -> Vec<u8> {
         "created_at": record.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "journal": journal_json(&record.journal, currency),
         "reversal": reversal,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// The body of a job (`202` of `POST /v1/clearances`, `GET /v1/jobs/{id}`).
+pub fn job_body(job: &JobStatus) -> Vec<u8> {
+    serde_json::json!({
+        "job_id": job.job_id,
+        "state": job.state.as_str(),
+        "treaty_id": job.treaty_id.as_str(),
+        "chunks_total": job.chunks_total,
+        "chunks_done": job.chunks_done,
+        "row_count": job.row_count,
+        "clearance_id": job.clearance_id,
+        "error": job.error,
+        "created_at": job.created_at_secs,
+        "updated_at": job.updated_at_secs,
     })
     .to_string()
     .into_bytes()

@@ -6,13 +6,14 @@ use std::future::Future;
 
 use bytes::Bytes;
 use clearance_core::access::Identity;
+use clearance_core::batch::{JobStarter, JobStore};
 use clearance_core::clearance::{ClearanceRequest, PostingError, ReversalReason};
 use clearance_core::idempotency::{
     self, request_hash, Decision, IdempotencyConfig, IdempotencyError, IdempotencyKey, IdempotencyStore,
     StoredResponse,
 };
 use clearance_core::ports::{ClearanceLedger, ScopeMirror, SnapshotStore};
-use clearance_core::write::{ClearTimings, WriteError, WriteService};
+use clearance_core::write::{ClearOutcome, ClearTimings, WriteError, WriteService};
 use http::{HeaderValue, Method, Response, StatusCode};
 use uuid::Uuid;
 
@@ -82,17 +83,14 @@ impl From<WriteError> for ApiError {
                 ApiError::new(unprocessable, "empty_selection", "the selection holds no open row")
                     .with_field("/selection")
             }
-            WriteError::TooLargeForSync { rows, max } => ApiError::new(
+            WriteError::TooLarge { rows, max } => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "selection_too_large",
-                format!(
-                    "{rows} rows is more than the {max} cleared in one request, and batch clearing is not \
-                     available yet: split the selection into parts of at most {max} rows"
-                ),
+                format!("{rows} rows is more than the {max} one clearance job takes: split the selection"),
             )
             .with_field("/selection")
             .with_detail("row_count", rows)
-            .with_detail("sync_rows_max", max),
+            .with_detail("batch_rows_max", max),
             WriteError::Posting(PostingError::CurrencyMismatch { check, found }) => ApiError::new(
                 unprocessable,
                 "currency_mismatch",
@@ -243,14 +241,22 @@ fn idempotency_key(request: &ApiRequest<'_>) -> Result<IdempotencyKey, ApiError>
 }
 
 /// The write API over the write service and an idempotency store.
-pub struct WriteApi<S, G, M, I> {
-    service: WriteService<S, G, M>,
+pub struct WriteApi<S, G, M, J, R, I> {
+    service: WriteService<S, G, M, J, R>,
     idempotency: I,
     config: IdempotencyConfig,
 }
 
-impl<S: SnapshotStore, G: ClearanceLedger, M: ScopeMirror, I: IdempotencyStore> WriteApi<S, G, M, I> {
-    pub fn new(service: WriteService<S, G, M>, idempotency: I, config: IdempotencyConfig) -> Self {
+impl<S, G, M, J, R, I> WriteApi<S, G, M, J, R, I>
+where
+    S: SnapshotStore,
+    G: ClearanceLedger,
+    M: ScopeMirror,
+    J: JobStore,
+    R: JobStarter,
+    I: IdempotencyStore,
+{
+    pub fn new(service: WriteService<S, G, M, J, R>, idempotency: I, config: IdempotencyConfig) -> Self {
         Self { service, idempotency, config }
     }
 
@@ -276,11 +282,18 @@ impl<S: SnapshotStore, G: ClearanceLedger, M: ScopeMirror, I: IdempotencyStore> 
                 self.service.check_size(&clearance)?;
                 let now = request.now_secs;
                 self.idempotent(&who, &key, &request, || async {
-                    let cleared = self.service.clear(&who, &clearance, &key, now).await?;
-                    let mut response =
-                        json_response(StatusCode::CREATED, wire::clearance_body(&cleared.record));
-                    server_timing(&mut response, &cleared.timings);
-                    Ok(response)
+                    match self.service.clear(&who, &clearance, &key, now).await? {
+                        ClearOutcome::Posted(cleared) => {
+                            let mut response =
+                                json_response(StatusCode::CREATED, wire::clearance_body(&cleared.record));
+                            server_timing(&mut response, &cleared.timings);
+                            Ok(response)
+                        }
+                        // The job runs on; its status is at GET /v1/jobs/{id}.
+                        ClearOutcome::Started(job) => {
+                            Ok(json_response(StatusCode::ACCEPTED, wire::job_body(&job)))
+                        }
+                    }
                 })
                 .await
             }
@@ -357,7 +370,15 @@ impl<S: SnapshotStore, G: ClearanceLedger, M: ScopeMirror, I: IdempotencyStore> 
     }
 }
 
-impl<S: SnapshotStore, G: ClearanceLedger, M: ScopeMirror, I: IdempotencyStore> Api for WriteApi<S, G, M, I> {
+impl<S, G, M, J, R, I> Api for WriteApi<S, G, M, J, R, I>
+where
+    S: SnapshotStore,
+    G: ClearanceLedger,
+    M: ScopeMirror,
+    J: JobStore,
+    R: JobStarter,
+    I: IdempotencyStore,
+{
     fn serves(&self, path: &str) -> bool {
         Self::serves(path)
     }

@@ -12,25 +12,16 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use clearance_core::access::Identity;
 use clearance_core::idempotency::IdempotencyConfig;
-use clearance_core::read::{ReadConfig, ReadService};
+use clearance_core::read::ReadConfig;
 use clearance_core::snapshot::InputError;
-use clearance_core::write::{WriteConfig, WriteService};
-use clearance_dynamo::{DynamoIdempotencyStore, DynamoScopeMirror, DynamoSnapshotStore};
+use clearance_core::write::WriteConfig;
 use clearance_http::config::{ReadEnv, WriteEnv};
-use clearance_http::{Api, ApiError, ApiRequest, ReadApi, WriteApi, CLEARANCE_BODY_BYTES_MAX};
-use clearance_pg::clear::PgClearanceLedger;
-use clearance_pg::read::PgLedgerReader;
+use clearance_http::{Api, ApiError, ApiRequest, CLEARANCE_BODY_BYTES_MAX};
+use clearance_local::{LocalStack, StackConfig};
 use clearance_pg::PoolLimits;
 use http::StatusCode;
 
-type Read = ReadApi<PgLedgerReader, DynamoSnapshotStore, DynamoScopeMirror>;
-type Write = WriteApi<DynamoSnapshotStore, PgClearanceLedger, DynamoScopeMirror, DynamoIdempotencyStore>;
-
-/// Every API of the system, as the Lambda functions split them.
-struct App {
-    read: Read,
-    write: Write,
-}
+type App = LocalStack;
 
 /// The largest body any route takes; each route checks its own limit.
 const BODY_BYTES_MAX: usize = CLEARANCE_BODY_BYTES_MAX;
@@ -65,6 +56,8 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
                 app.read.handle(request).await
             } else if app.write.serves(request.path) {
                 app.write.handle(request).await
+            } else if app.jobs.serves(request.path) {
+                app.jobs.handle(request).await
             } else {
                 ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route").into_response()
             }
@@ -93,28 +86,21 @@ async fn main() -> anyhow::Result<()> {
     clearance_dynamo::table::ensure(&dynamo, &env.table)
         .await
         .context("creating the local DynamoDB table")?;
-    let store = DynamoSnapshotStore::new(dynamo.clone(), env.table.clone());
-    let mirror = DynamoScopeMirror::new(dynamo.clone(), env.table.clone());
-    let read = ReadService::new(
-        PgLedgerReader::new(pool.clone()),
-        store.clone(),
-        mirror.clone(),
-        ReadConfig { snapshot_ttl_secs: env.snapshot_ttl_secs, ..ReadConfig::default() },
-    );
-    let write = WriteService::new(
-        store,
-        PgClearanceLedger::new(pool),
-        mirror,
-        WriteConfig { sync_rows_max: write_env.sync_rows_max },
-    );
-    let idempotency = IdempotencyConfig {
-        ttl_secs: write_env.idempotency_ttl_secs,
-        lease_secs: write_env.idempotency_lease_secs,
+    let events = clearance_workflow::EventBridgePublisher::client_from_env().await;
+    let event_bus = std::env::var("CLEARANCE_EVENT_BUS").unwrap_or_else(|_| "clearance-local".into());
+    clearance_workflow::events::ensure_bus(&events, &event_bus)
+        .await
+        .context("creating the local event bus")?;
+    let config = StackConfig {
+        read: ReadConfig { snapshot_ttl_secs: env.snapshot_ttl_secs, ..ReadConfig::default() },
+        write: WriteConfig { sync_rows_max: write_env.sync_rows_max, ..WriteConfig::default() },
+        idempotency: IdempotencyConfig {
+            ttl_secs: write_env.idempotency_ttl_secs,
+            lease_secs: write_env.idempotency_lease_secs,
+        },
+        ..StackConfig::new(env.table.clone(), event_bus)
     };
-    let app = Arc::new(App {
-        read: ReadApi::new(read),
-        write: WriteApi::new(write, DynamoIdempotencyStore::new(dynamo, env.table.clone()), idempotency),
-    });
+    let app = Arc::new(LocalStack::new(pool, &dynamo, &events, &config));
     let router = axum::Router::new().fallback(handle).with_state(app);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     eprintln!("clearance-local: serving on http://{addr}");

@@ -20,19 +20,19 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 /// The PostgreSQL error of a unique violation on `constraint`, if it is one.
-fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
+pub(crate) fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
     err.as_database_error()
         .is_some_and(|e| e.code().as_deref() == Some("23505") && e.constraint() == Some(constraint))
 }
 
-fn db(err: impl Into<anyhow::Error>) -> LedgerWriteError {
+pub(crate) fn db(err: impl Into<anyhow::Error>) -> LedgerWriteError {
     LedgerWriteError::Backend(BackendError::new(format!("{:#}", err.into())))
 }
 
 /// SQL string literal of a treaty code. Codes hold only A-Z, 0-9 and '-'
 /// (checked by the type), so quoting cannot be escaped; the literal lets the
 /// planner prune to the treaty's leaf at plan time.
-fn treaty_literal(treaty: &TreatyId) -> String {
+pub(crate) fn treaty_literal(treaty: &TreatyId) -> String {
     assert!(treaty.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
     format!("'{treaty}'")
 }
@@ -65,7 +65,7 @@ pub async fn post_clearance(
 /// The guard's statements are primary-key probes by design: whatever the
 /// statistics say, a hash or merge join over a treaty's whole leaf is never
 /// the plan for them (measured: 58 ms against 6 ms for 1,000 rows).
-async fn key_lookups_only(tx: &mut Transaction<'_, Postgres>) -> Result<(), LedgerWriteError> {
+pub(crate) async fn key_lookups_only(tx: &mut Transaction<'_, Postgres>) -> Result<(), LedgerWriteError> {
     sqlx::query(
         "SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)",
     )
@@ -74,6 +74,158 @@ async fn key_lookups_only(tx: &mut Transaction<'_, Postgres>) -> Result<(), Ledg
     .context("scoping the planner to key lookups")
     .map_err(db)?;
     Ok(())
+}
+
+pub(crate) enum HeaderError {
+    /// The clearance id or the operator's idempotency key is already posted.
+    KeyTaken,
+    Ledger(LedgerWriteError),
+}
+
+impl From<HeaderError> for LedgerWriteError {
+    fn from(err: HeaderError) -> Self {
+        match err {
+            HeaderError::KeyTaken => LedgerWriteError::KeyBoundElsewhere,
+            HeaderError::Ledger(e) => e,
+        }
+    }
+}
+
+/// Writes the clearance header (audit: operator, snapshot, filter, token, key).
+pub(crate) async fn insert_header(
+    tx: &mut Transaction<'_, Postgres>,
+    treaty: &TreatyId,
+    row_count: u64,
+    check: &Check,
+    posting: &Posting,
+    header: &ClearanceHeader,
+) -> Result<(), HeaderError> {
+    let row_count = i32::try_from(row_count)
+        .map_err(|_| HeaderError::Ledger(db(anyhow::anyhow!("{row_count} rows in one clearance"))))?;
+    let inserted = sqlx::query(
+        "INSERT INTO clearances (clearance_id, treaty_id, check_number, check_amount, currency, received_on,
+            cleared_total, difference, row_count, operator_id, snapshot_id, snapshot_filter, version_token, idempotency_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14)",
+    )
+    .bind(header.clearance_id)
+    .bind(treaty.as_str())
+    .bind(&check.number)
+    .bind(check.amount.as_decimal())
+    .bind(check.currency.as_str())
+    .bind(check.received_on)
+    .bind(posting.cleared_total.as_decimal())
+    .bind(posting.difference.as_decimal())
+    .bind(row_count)
+    .bind(&header.operator_id)
+    .bind(&header.snapshot_id)
+    .bind(&header.snapshot_filter)
+    .bind(&header.version_token)
+    .bind(&header.idempotency_key)
+    .execute(&mut **tx)
+    .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(e)
+            if is_unique_violation(&e, "clearance_idempotency_key_once")
+                || is_unique_violation(&e, "clearances_pkey") =>
+        {
+            Err(HeaderError::KeyTaken)
+        }
+        Err(e) => Err(HeaderError::Ledger(db(anyhow::Error::new(e).context("writing the clearance header")))),
+    }
+}
+
+/// Writes one line per cleared row, with the values read under its lock.
+pub(crate) async fn insert_lines(
+    tx: &mut Transaction<'_, Postgres>,
+    clearance_id: Uuid,
+    treaty: &TreatyId,
+    ids: &[Uuid],
+    periods: &[NaiveDate],
+    amounts: &[Decimal],
+    versions: &[i64],
+) -> Result<(), LedgerWriteError> {
+    sqlx::query(
+        "INSERT INTO clearance_lines (clearance_id, transaction_id, treaty_id, accounting_period, amount, row_version)
+         SELECT $1, s.id, $2, s.accounting_period, s.amount, s.row_version
+         FROM unnest($3::uuid[], $4::date[], $5::numeric[], $6::bigint[]) AS s(id, accounting_period, amount, row_version)",
+    )
+    .bind(clearance_id)
+    .bind(treaty.as_str())
+    .bind(ids)
+    .bind(periods)
+    .bind(amounts)
+    .bind(versions)
+    .execute(&mut **tx)
+    .await
+    .context("writing the clearance lines")
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Writes the posting's journal lines (balanced; the deferred trigger checks
+/// again at commit).
+pub(crate) async fn write_journal(
+    tx: &mut Transaction<'_, Postgres>,
+    clearance_id: Uuid,
+    check: &Check,
+    posting: &Posting,
+) -> Result<(), LedgerWriteError> {
+    assert!(posting.balances(), "a posting must balance before it is written");
+    let accounts: Vec<&str> = posting.lines.iter().map(|l| l.account.as_str()).collect();
+    let debits: Vec<Decimal> = posting.lines.iter().map(|l| l.debit.as_decimal()).collect();
+    let credits: Vec<Decimal> = posting.lines.iter().map(|l| l.credit.as_decimal()).collect();
+    sqlx::query(
+        "INSERT INTO journal_entries (clearance_id, account, debit, credit, currency)
+         SELECT $1, a, d, c, $5 FROM unnest($2::text[], $3::numeric[], $4::numeric[]) AS j(a, d, c)",
+    )
+    .bind(clearance_id)
+    .bind(&accounts)
+    .bind(&debits)
+    .bind(&credits)
+    .bind(check.currency.as_str())
+    .execute(&mut **tx)
+    .await
+    .context("writing the journal")
+    .map_err(db)?;
+    Ok(())
+}
+
+/// A selected row as its lock found it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct LockedRow {
+    pub id: Uuid,
+    pub status: String,
+    pub row_version: i64,
+    pub amount: Decimal,
+    pub clearance_id: Option<Uuid>,
+}
+
+/// Locks rows of one treaty in the arrays' order (callers sort them by
+/// period and id: one fixed order, no deadlocks). The nested loop walks the
+/// arrays in order with one primary-key probe each, pruned at run time to
+/// the row's leaf; rows that do not exist are simply absent.
+pub(crate) async fn lock_rows(
+    tx: &mut Transaction<'_, Postgres>,
+    treaty_sql: &str,
+    ids: &[Uuid],
+    periods: &[NaiveDate],
+) -> Result<Vec<LockedRow>, LedgerWriteError> {
+    sqlx::query_as(&format!(
+        "SELECT x.id, x.status::text AS status, x.row_version, x.amount, x.clearance_id
+         FROM unnest($1::uuid[], $2::date[]) AS s(id, accounting_period)
+         CROSS JOIN LATERAL (
+             SELECT t.id, t.status, t.row_version, t.amount, t.clearance_id FROM transactions t
+             WHERE t.treaty_id = {treaty_sql} AND t.accounting_period = s.accounting_period AND t.id = s.id
+             FOR UPDATE
+         ) x"
+    ))
+    .bind(ids)
+    .bind(periods)
+    .fetch_all(&mut **tx)
+    .await
+    .context("locking the selected rows")
+    .map_err(db)
 }
 
 /// The clearance already posted under this operator's key, if any.
@@ -114,25 +266,8 @@ async fn post_in_transaction(
     }
     key_lookups_only(&mut tx).await?;
 
-    // Lock the selected rows in that order (the nested loop walks the
-    // arrays in order, one primary-key probe each, pruned at run time to
-    // the row's leaf): two overlapping clearances wait for each other
-    // instead of deadlocking.
-    let locked: Vec<(Uuid, String, i64, Decimal)> = sqlx::query_as(&format!(
-        "SELECT x.id, x.status::text, x.row_version, x.amount
-         FROM unnest($1::uuid[], $2::date[]) AS s(id, accounting_period)
-         CROSS JOIN LATERAL (
-             SELECT t.id, t.status, t.row_version, t.amount FROM transactions t
-             WHERE t.treaty_id = {treaty_sql} AND t.accounting_period = s.accounting_period AND t.id = s.id
-             FOR UPDATE
-         ) x"
-    ))
-    .bind(&ids)
-    .bind(&periods)
-    .fetch_all(&mut *tx)
-    .await
-    .context("locking the selected rows")
-    .map_err(db)?;
+    // Two overlapping clearances wait for each other instead of deadlocking.
+    let locked = lock_rows(&mut tx, &treaty_sql, &ids, &periods).await?;
     // Under the row locks: a request that already posted under this key
     // (a retry after a lost answer) committed before we got them.
     if let Some(clearance_id) =
@@ -140,13 +275,10 @@ async fn post_in_transaction(
     {
         return Ok(Posted { clearance_id, rows: 0, scope_version: 0, already_posted: true });
     }
-    let found: HashMap<Uuid, (&str, i64, Decimal)> = locked
-        .iter()
-        .map(|(id, status, version, amount)| (*id, (status.as_str(), *version, *amount)))
-        .collect();
+    let found: HashMap<Uuid, &LockedRow> = locked.iter().map(|l| (l.id, l)).collect();
     let mut moved: Vec<Uuid> = rows
         .iter()
-        .filter(|r| !matches!(found.get(&r.id), Some(("open", version, _)) if *version == r.row_version))
+        .filter(|r| !found.get(&r.id).is_some_and(|l| l.status == "open" && l.row_version == r.row_version))
         .map(|r| r.id)
         .collect();
     if !moved.is_empty() {
@@ -156,7 +288,7 @@ async fn post_in_transaction(
     // Amounts are never updated (the application role cannot), so the
     // rows at the snapshot's versions hold the snapshot's amounts.
     let amounts: Vec<Decimal> =
-        rows.iter().map(|r| found.get(&r.id).map_or(Decimal::ZERO, |f| f.2)).collect();
+        rows.iter().map(|r| found.get(&r.id).map_or(Decimal::ZERO, |l| l.amount)).collect();
     let locked_total: Decimal = amounts.iter().sum();
     if locked_total != posting.cleared_total.as_decimal() {
         return Err(db(anyhow::anyhow!(
@@ -183,35 +315,11 @@ async fn post_in_transaction(
     .rows_affected();
     assert_eq!(cleared, rows.len() as u64, "affected rows must equal selected rows under the row locks");
 
-    let inserted = sqlx::query(
-        "INSERT INTO clearances (clearance_id, treaty_id, check_number, check_amount, currency, received_on,
-            cleared_total, difference, row_count, operator_id, snapshot_id, snapshot_filter, version_token, idempotency_key)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14)",
-    )
-    .bind(header.clearance_id)
-    .bind(treaty.as_str())
-    .bind(&check.number)
-    .bind(check.amount.as_decimal())
-    .bind(check.currency.as_str())
-    .bind(check.received_on)
-    .bind(posting.cleared_total.as_decimal())
-    .bind(posting.difference.as_decimal())
-    .bind(rows.len() as i32)
-    .bind(&header.operator_id)
-    .bind(&header.snapshot_id)
-    .bind(&header.snapshot_filter)
-    .bind(&header.version_token)
-    .bind(&header.idempotency_key)
-    .execute(&mut *tx)
-    .await;
-    match inserted {
-        Ok(_) => {}
+    match insert_header(&mut tx, treaty, rows.len() as u64, check, posting, header).await {
+        Ok(()) => {}
         // Another transaction bound this key (the clearance id derives from
         // it) while this one ran: that posting stands, this one rolls back.
-        Err(e)
-            if is_unique_violation(&e, "clearance_idempotency_key_once")
-                || is_unique_violation(&e, "clearances_pkey") =>
-        {
+        Err(HeaderError::KeyTaken) => {
             return Ok(Posted {
                 clearance_id: header.clearance_id,
                 rows: 0,
@@ -219,41 +327,10 @@ async fn post_in_transaction(
                 already_posted: true,
             });
         }
-        Err(e) => return Err(db(anyhow::Error::new(e).context("writing the clearance header"))),
+        Err(HeaderError::Ledger(e)) => return Err(e),
     }
-
-    sqlx::query(
-        "INSERT INTO clearance_lines (clearance_id, transaction_id, treaty_id, accounting_period, amount, row_version)
-         SELECT $1, s.id, $2, s.accounting_period, s.amount, s.row_version
-         FROM unnest($3::uuid[], $4::date[], $5::numeric[], $6::bigint[]) AS s(id, accounting_period, amount, row_version)",
-    )
-    .bind(header.clearance_id)
-    .bind(treaty.as_str())
-    .bind(&ids)
-    .bind(&periods)
-    .bind(&amounts)
-    .bind(&versions)
-    .execute(&mut *tx)
-    .await
-    .context("writing the clearance lines")
-    .map_err(db)?;
-
-    let accounts: Vec<&str> = posting.lines.iter().map(|l| l.account.as_str()).collect();
-    let debits: Vec<Decimal> = posting.lines.iter().map(|l| l.debit.as_decimal()).collect();
-    let credits: Vec<Decimal> = posting.lines.iter().map(|l| l.credit.as_decimal()).collect();
-    sqlx::query(
-        "INSERT INTO journal_entries (clearance_id, account, debit, credit, currency)
-         SELECT $1, a, d, c, $5 FROM unnest($2::text[], $3::numeric[], $4::numeric[]) AS j(a, d, c)",
-    )
-    .bind(header.clearance_id)
-    .bind(&accounts)
-    .bind(&debits)
-    .bind(&credits)
-    .bind(check.currency.as_str())
-    .execute(&mut *tx)
-    .await
-    .context("writing the journal")
-    .map_err(db)?;
+    insert_lines(&mut tx, header.clearance_id, treaty, &ids, &periods, &amounts, &versions).await?;
+    write_journal(&mut tx, header.clearance_id, check, posting).await?;
 
     // Last, so the treaty's scope row is locked only until the commit.
     let scope_version = bump_scope(&mut tx, treaty).await?;
@@ -340,20 +417,7 @@ pub async fn reverse_clearance(pool: &PgPool, header: &ReversalHeader) -> Result
     let ids: Vec<Uuid> = lines.iter().map(|l| l.0).collect();
     let periods: Vec<NaiveDate> = lines.iter().map(|l| l.1).collect();
     key_lookups_only(&mut tx).await?;
-    sqlx::query(&format!(
-        "SELECT x.id FROM unnest($1::uuid[], $2::date[]) AS s(id, accounting_period)
-         CROSS JOIN LATERAL (
-             SELECT t.id FROM transactions t
-             WHERE t.treaty_id = {treaty_sql} AND t.accounting_period = s.accounting_period AND t.id = s.id
-             FOR UPDATE
-         ) x"
-    ))
-    .bind(&ids)
-    .bind(&periods)
-    .fetch_all(&mut *tx)
-    .await
-    .context("locking the clearance's rows")
-    .map_err(db)?;
+    lock_rows(&mut tx, &treaty_sql, &ids, &periods).await?;
     let reopened = sqlx::query(&format!(
         "UPDATE transactions t
          SET status = 'open', clearance_id = NULL, row_version = t.row_version + 1
@@ -392,7 +456,10 @@ pub async fn reverse_clearance(pool: &PgPool, header: &ReversalHeader) -> Result
     Ok(Posted { clearance_id: header.clearance_id, rows: reopened, scope_version, already_posted: false })
 }
 
-async fn bump_scope(tx: &mut Transaction<'_, Postgres>, treaty: &TreatyId) -> Result<i64, LedgerWriteError> {
+pub(crate) async fn bump_scope(
+    tx: &mut Transaction<'_, Postgres>,
+    treaty: &TreatyId,
+) -> Result<i64, LedgerWriteError> {
     sqlx::query_scalar(
         "INSERT INTO scope_versions AS s (treaty_id, version) VALUES ($1, 1)
          ON CONFLICT (treaty_id) DO UPDATE SET version = s.version + 1, updated_at = now()

@@ -1,6 +1,7 @@
 //! PostgreSQL adapter: connection pools, the embedded migrations, the bulk
 //! loader and the queries on the partitioned ledger.
 
+pub mod batch;
 pub mod clear;
 pub mod load;
 pub mod partitions;

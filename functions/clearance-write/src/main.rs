@@ -1,19 +1,23 @@
 //! Lambda: the write path (`POST /v1/clearances`, `GET /v1/clearances/{id}`,
-//! `POST /v1/clearances/{id}/reversal`).
+//! `POST /v1/clearances/{id}/reversal`). Selections above the sync limit
+//! start the batch state machine (`CLEARANCE_STATE_MACHINE_ARN`).
 
 use clearance_core::idempotency::IdempotencyConfig;
 use clearance_core::write::{WriteConfig, WriteService};
-use clearance_dynamo::{DynamoIdempotencyStore, DynamoScopeMirror, DynamoSnapshotStore};
+use clearance_dynamo::{DynamoIdempotencyStore, DynamoJobStore, DynamoScopeMirror, DynamoSnapshotStore};
 use clearance_http::config::WriteEnv;
 use clearance_http::WriteApi;
 use clearance_pg::clear::PgClearanceLedger;
 use clearance_pg::PoolLimits;
+use clearance_workflow::StepFunctionsStarter;
 use lambda_http::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     clearance_lambda::init_logs();
     let env = WriteEnv::from_env()?;
+    let state_machine = std::env::var("CLEARANCE_STATE_MACHINE_ARN")
+        .map_err(|_| Error::from("configuration: CLEARANCE_STATE_MACHINE_ARN is not set"))?;
     let limits = PoolLimits {
         connections_max: env.db_connections_max,
         statement_timeout: env.statement_timeout,
@@ -21,11 +25,14 @@ async fn main() -> Result<(), Error> {
     };
     let pool = clearance_pg::connect_lazy(&env.database_url, limits)?;
     let dynamo = clearance_dynamo::client_from_env().await;
+    let starter = StepFunctionsStarter::new(StepFunctionsStarter::client_from_env().await, state_machine);
     let service = WriteService::new(
         DynamoSnapshotStore::new(dynamo.clone(), env.table.clone()),
         PgClearanceLedger::new(pool),
         DynamoScopeMirror::new(dynamo.clone(), env.table.clone()),
-        WriteConfig { sync_rows_max: env.sync_rows_max },
+        DynamoJobStore::new(dynamo.clone(), env.table.clone()),
+        starter,
+        WriteConfig { sync_rows_max: env.sync_rows_max, ..WriteConfig::default() },
     );
     let idempotency =
         IdempotencyConfig { ttl_secs: env.idempotency_ttl_secs, lease_secs: env.idempotency_lease_secs };

@@ -1,0 +1,549 @@
+//! Batch clearing: a selection above the sync limit becomes a job, run as
+//! an all-or-nothing workflow of idempotent steps (ADR 0006):
+//!
+//! 1. **plan**: the job's deterministic chunk plan (rows sorted by period
+//!    and id, [`CHUNK_ROWS`] a chunk), written when the job is created;
+//! 2. **reserve chunk** k: its rows open→pending for this job under the
+//!    same row guard as the sync path; a re-delivered chunk changes nothing;
+//! 3. **finalize**: pending→cleared, ledger and journal, scope version, job
+//!    `succeeded`, event;
+//! 4. on a conflict or exhausted retries, **compensate**: the job's pending
+//!    rows open again, job `failed` with the conflicting ids, event.
+//!
+//! The same steps run under Step Functions (the ASL in `infra/`) and under
+//! the in-process runner (`clearance-runner`), with the same retry policy.
+
+use std::future::Future;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::clearance::{Check, ClearanceHeader, Posting, SnapshotRowRef};
+use crate::ids::TreatyId;
+use crate::money::{Amount, Currency};
+use crate::ports::{BackendError, LedgerWriteError, Posted, ScopeMirror};
+use crate::snapshot::OperatorId;
+
+/// Rows reserved per chunk: one transaction each.
+pub const CHUNK_ROWS: usize = 5_000;
+
+/// Error names the batch function reports and the state machine matches
+/// verbatim (a test keeps `infra/` in step with these).
+pub const ERROR_CONFLICT: &str = "Clearance.Conflict";
+pub const ERROR_RETRYABLE: &str = "Clearance.Retryable";
+pub const ERROR_FATAL: &str = "Clearance.Fatal";
+pub const ERROR_NAMES: [&str; 3] = [ERROR_CONFLICT, ERROR_RETRYABLE, ERROR_FATAL];
+
+/// Retries of a step failing with [`ERROR_RETRYABLE`], as AWS recommends:
+/// exponential backoff, bounded attempts. The ASL's `Retry` says the same.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    pub interval_secs: f64,
+    pub backoff_rate: f64,
+    pub max_attempts: u32,
+}
+
+pub const RETRY: RetryPolicy = RetryPolicy { interval_secs: 1.0, backoff_rate: 2.0, max_attempts: 3 };
+/// Chunks reserved at once. One: chunks go in the plan's (period, id)
+/// order, so of two jobs over overlapping rows the one that reaches a
+/// shared row first always wins, and they can never both fail on each other.
+pub const MAP_MAX_CONCURRENCY: u32 = 1;
+
+/// How a step failed, by the name the state machine matches.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    /// Rows another clearance or job holds: the job cannot succeed.
+    #[error("{} rows of the job are no longer open at the snapshot's version", .0.len())]
+    Conflict(Vec<Uuid>),
+    /// A backend hiccup: worth retrying.
+    #[error("retryable: {0}")]
+    Retryable(String),
+    /// Anything retrying cannot fix (a missing job, a broken invariant).
+    #[error("fatal: {0}")]
+    Fatal(String),
+}
+
+impl StepError {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Conflict(_) => ERROR_CONFLICT,
+            Self::Retryable(_) => ERROR_RETRYABLE,
+            Self::Fatal(_) => ERROR_FATAL,
+        }
+    }
+}
+
+impl From<BackendError> for StepError {
+    fn from(err: BackendError) -> Self {
+        Self::Retryable(err.to_string())
+    }
+}
+
+impl From<LedgerWriteError> for StepError {
+    fn from(err: LedgerWriteError) -> Self {
+        match err {
+            LedgerWriteError::StaleRows(ids) => Self::Conflict(ids),
+            LedgerWriteError::Backend(e) => Self::Retryable(e.to_string()),
+            other => Self::Fatal(other.to_string()),
+        }
+    }
+}
+
+/// The id of the job a request starts: derived from the operator and the
+/// idempotency key, like the clearance it will post.
+pub fn job_id_for(operator: &str, idempotency_key: &str) -> Uuid {
+    const NAMESPACE: Uuid = Uuid::from_u128(0x6c1e_a7a0_5c1e_4a7e_9c1e_a7a0_0000_0003);
+    Uuid::new_v5(&NAMESPACE, format!("job\n{operator}\n{idempotency_key}").as_bytes())
+}
+
+/// Everything a job posts, fixed when it is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobPlan {
+    pub job_id: Uuid,
+    pub clearance_id: Uuid,
+    pub owner: String,
+    pub treaty_id: String,
+    pub check_number: String,
+    pub check_amount: String,
+    pub currency: String,
+    pub received_on: NaiveDate,
+    pub allow_difference: bool,
+    pub cleared_total: String,
+    pub row_count: u64,
+    pub chunks: u32,
+    /// The first and last accounting period of the job's rows: statements
+    /// scanning for the job's rows prune to these years.
+    pub first_period: NaiveDate,
+    pub last_period: NaiveDate,
+    pub snapshot_id: String,
+    pub snapshot_filter: String,
+    pub version_token: String,
+    pub idempotency_key: String,
+}
+
+/// The rows a job touches: its treaty, its period bounds, its clearance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobScope {
+    pub treaty: TreatyId,
+    pub clearance_id: Uuid,
+    pub first_period: NaiveDate,
+    pub last_period: NaiveDate,
+}
+
+impl JobPlan {
+    /// # Errors
+    /// [`StepError::Fatal`] when a stored value does not parse.
+    pub fn scope(&self) -> Result<JobScope, StepError> {
+        Ok(JobScope {
+            treaty: TreatyId::parse(&self.treaty_id)
+                .map_err(|e| StepError::Fatal(format!("job treaty: {e}")))?,
+            clearance_id: self.clearance_id,
+            first_period: self.first_period,
+            last_period: self.last_period,
+        })
+    }
+
+    /// The check, the posting and the header the finalize step writes.
+    ///
+    /// # Errors
+    /// [`StepError::Fatal`] when a stored value does not parse.
+    pub fn posting(&self) -> Result<(Check, Posting, ClearanceHeader), StepError> {
+        let fatal = |what: &str| StepError::Fatal(format!("job plan: {what}"));
+        let check = Check {
+            number: self.check_number.clone(),
+            amount: Amount::parse(&self.check_amount).map_err(|_| fatal("check amount"))?,
+            currency: Currency::parse(&self.currency).map_err(|_| fatal("currency"))?,
+            received_on: self.received_on,
+        };
+        let total = Amount::parse(&self.cleared_total).map_err(|_| fatal("cleared total"))?;
+        let posting =
+            Posting::for_total(&check, total, self.allow_difference).map_err(|_| fatal("posting"))?;
+        let header = ClearanceHeader {
+            clearance_id: self.clearance_id,
+            operator_id: self.owner.clone(),
+            snapshot_id: self.snapshot_id.clone(),
+            snapshot_filter: self.snapshot_filter.clone(),
+            version_token: self.version_token.clone(),
+            idempotency_key: self.idempotency_key.clone(),
+        };
+        Ok((check, posting, header))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Running, Self::Succeeded, Self::Failed].into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
+/// Why a job failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFailure {
+    /// `conflict` (rows moved: see `conflicting_ids`) or `failed`.
+    pub code: String,
+    pub message: String,
+    pub conflicting_ids: Vec<Uuid>,
+}
+
+/// A job as its status item holds it: cheap to poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobStatus {
+    pub job_id: Uuid,
+    pub owner: OperatorId,
+    pub treaty_id: TreatyId,
+    pub state: JobState,
+    pub chunks_total: u32,
+    pub chunks_done: u32,
+    pub row_count: u64,
+    pub clearance_id: Option<Uuid>,
+    pub error: Option<JobFailure>,
+    pub created_at_secs: i64,
+    pub updated_at_secs: i64,
+}
+
+/// Splits rows into the job's chunks in the guard's lock order.
+pub fn plan_chunks(mut rows: Vec<SnapshotRowRef>) -> Vec<Vec<SnapshotRowRef>> {
+    rows.sort_unstable_by_key(|r| (r.accounting_period, r.id));
+    rows.chunks(CHUNK_ROWS).map(<[SnapshotRowRef]>::to_vec).collect()
+}
+
+const REF_BYTES: usize = 16 + 4 + 8;
+
+/// A chunk's rows as stored: 28 bytes a row (id, period as days from
+/// 1970-01-01, row version), then zstd.
+///
+/// # Errors
+/// When compression fails.
+pub fn encode_chunk(rows: &[SnapshotRowRef]) -> std::io::Result<Vec<u8>> {
+    let mut raw = Vec::with_capacity(rows.len() * REF_BYTES);
+    for row in rows {
+        raw.extend_from_slice(row.id.as_bytes());
+        let days = (row.accounting_period - NaiveDate::default()).num_days() as i32;
+        raw.extend_from_slice(&days.to_le_bytes());
+        raw.extend_from_slice(&row.row_version.to_le_bytes());
+    }
+    zstd::encode_all(raw.as_slice(), 1)
+}
+
+/// # Errors
+/// When the bytes are not a chunk [`encode_chunk`] wrote.
+pub fn decode_chunk(bytes: &[u8]) -> Result<Vec<SnapshotRowRef>, StepError> {
+    let corrupt = || StepError::Fatal("a stored job chunk is corrupt".into());
+    let raw = zstd::decode_all(bytes).map_err(|_| corrupt())?;
+    if raw.len() % REF_BYTES != 0 || raw.len() / REF_BYTES > CHUNK_ROWS {
+        return Err(corrupt());
+    }
+    raw.chunks_exact(REF_BYTES)
+        .map(|r| {
+            let id = Uuid::from_slice(&r[..16]).map_err(|_| corrupt())?;
+            let days = i32::from_le_bytes(r[16..20].try_into().map_err(|_| corrupt())?);
+            let accounting_period = NaiveDate::default()
+                .checked_add_signed(chrono::Duration::days(i64::from(days)))
+                .ok_or_else(corrupt)?;
+            let row_version = i64::from_le_bytes(r[20..28].try_into().map_err(|_| corrupt())?);
+            Ok(SnapshotRowRef { id, accounting_period, row_version })
+        })
+        .collect()
+}
+
+/// Where jobs live: the status item, the plan and its chunks.
+pub trait JobStore: Send + Sync {
+    /// Creates the job (status `running`, plan, chunks). Idempotent: a job
+    /// that exists is left as it is.
+    ///
+    /// # Errors
+    /// MUST return [`BackendError`] unless everything is stored.
+    fn create(
+        &self,
+        status: &JobStatus,
+        plan: &JobPlan,
+        chunks: &[Vec<u8>],
+        expires_at_secs: i64,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// # Errors
+    /// MUST return [`BackendError`] on any failure other than "not found".
+    fn status(&self, job_id: Uuid) -> impl Future<Output = Result<Option<JobStatus>, BackendError>> + Send;
+
+    /// # Errors
+    /// As [`JobStore::status`].
+    fn plan(&self, job_id: Uuid) -> impl Future<Output = Result<Option<JobPlan>, BackendError>> + Send;
+
+    /// The stored chunk `k` ([`encode_chunk`]).
+    ///
+    /// # Errors
+    /// As [`JobStore::status`].
+    fn chunk(
+        &self,
+        job_id: Uuid,
+        k: u32,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, BackendError>> + Send;
+
+    /// Counts chunk `k` done, once however often it is called.
+    ///
+    /// # Errors
+    /// As [`JobStore::status`].
+    fn chunk_done(
+        &self,
+        job_id: Uuid,
+        k: u32,
+        now_secs: i64,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Ends a running job; a job already ended keeps its end.
+    ///
+    /// # Errors
+    /// As [`JobStore::status`].
+    fn finish(
+        &self,
+        job_id: Uuid,
+        state: JobState,
+        clearance_id: Option<Uuid>,
+        error: Option<&JobFailure>,
+        now_secs: i64,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+}
+
+/// The ledger's side of a job. Every method is idempotent.
+pub trait BatchLedger: Send + Sync {
+    /// Moves `rows` open→pending for the job's clearance, under the row
+    /// guard; rows already pending for it are left alone.
+    ///
+    /// # Errors
+    /// [`LedgerWriteError::StaleRows`] with the rows neither open at the
+    /// snapshot's version nor already this job's (nothing written).
+    fn reserve(
+        &self,
+        scope: &JobScope,
+        rows: &[SnapshotRowRef],
+    ) -> impl Future<Output = Result<u64, LedgerWriteError>> + Send;
+
+    /// Moves the job's pending rows to cleared and writes the clearance;
+    /// when the clearance exists, does nothing and says so.
+    ///
+    /// # Errors
+    /// [`LedgerWriteError`] when the pending rows are not the plan's.
+    fn finalize(
+        &self,
+        scope: &JobScope,
+        row_count: u64,
+        check: &Check,
+        posting: &Posting,
+        header: &ClearanceHeader,
+    ) -> impl Future<Output = Result<Posted, LedgerWriteError>> + Send;
+
+    /// Opens every row still pending for the job's clearance.
+    ///
+    /// # Errors
+    /// Backend errors.
+    fn release(&self, scope: &JobScope) -> impl Future<Output = Result<Posted, LedgerWriteError>> + Send;
+}
+
+/// A clearance event on the bus. `event_id` is stable (derived from the
+/// clearance and the kind), so a consumer drops duplicates by it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClearanceEvent {
+    pub event_id: Uuid,
+    /// `ClearancePosted`, `ClearanceFailed` or `ClearanceReversed`.
+    pub kind: &'static str,
+    pub clearance_id: Uuid,
+    pub job_id: Option<Uuid>,
+    pub treaty_id: String,
+    pub operator_id: String,
+    pub row_count: u64,
+    pub error: Option<JobFailure>,
+}
+
+impl ClearanceEvent {
+    /// The stable id of the `kind` event of a clearance.
+    pub fn id_for(kind: &str, clearance_id: Uuid) -> Uuid {
+        const NAMESPACE: Uuid = Uuid::from_u128(0x6c1e_a7a0_5c1e_4a7e_9c1e_a7a0_0000_0004);
+        Uuid::new_v5(&NAMESPACE, format!("{kind}\n{clearance_id}").as_bytes())
+    }
+}
+
+/// Where events go (EventBridge).
+pub trait EventPublisher: Send + Sync {
+    /// # Errors
+    /// MUST return [`BackendError`] when the bus refused the event.
+    fn publish(&self, event: &ClearanceEvent) -> impl Future<Output = Result<(), BackendError>> + Send;
+}
+
+/// Starts a job's workflow: Step Functions in AWS (execution name = job
+/// id, so a duplicate start is a no-op), the in-process runner locally.
+pub trait JobStarter: Send + Sync {
+    /// # Errors
+    /// MUST return [`BackendError`] when the workflow could not be started.
+    fn start(&self, job_id: Uuid) -> impl Future<Output = Result<(), BackendError>> + Send;
+}
+
+/// The four steps, over the ports. The batch function and the local runner
+/// both call exactly these.
+pub struct BatchSteps<J, B, E, M> {
+    pub jobs: J,
+    pub ledger: B,
+    pub events: E,
+    pub mirror: M,
+}
+
+impl<J: JobStore, B: BatchLedger, E: EventPublisher, M: ScopeMirror> BatchSteps<J, B, E, M> {
+    async fn job_plan(&self, job_id: Uuid) -> Result<JobPlan, StepError> {
+        self.jobs.plan(job_id).await?.ok_or_else(|| StepError::Fatal(format!("no job {job_id}")))
+    }
+
+    /// The chunk numbers to reserve, in order.
+    ///
+    /// # Errors
+    /// [`StepError`] as named.
+    pub async fn plan(&self, job_id: Uuid) -> Result<Vec<u32>, StepError> {
+        let plan = self.job_plan(job_id).await?;
+        Ok((0..plan.chunks).collect())
+    }
+
+    /// Reserves chunk `k`.
+    ///
+    /// # Errors
+    /// [`StepError::Conflict`] with the rows that moved.
+    pub async fn reserve(&self, job_id: Uuid, k: u32, now_secs: i64) -> Result<u64, StepError> {
+        let plan = self.job_plan(job_id).await?;
+        let bytes = self
+            .jobs
+            .chunk(job_id, k)
+            .await?
+            .ok_or_else(|| StepError::Fatal(format!("job {job_id} has no chunk {k}")))?;
+        let rows = decode_chunk(&bytes)?;
+        let reserved = self.ledger.reserve(&plan.scope()?, &rows).await?;
+        self.jobs.chunk_done(job_id, k, now_secs).await?;
+        Ok(reserved)
+    }
+
+    /// Clears the reserved rows and posts the clearance.
+    ///
+    /// # Errors
+    /// [`StepError`] as named.
+    pub async fn finalize(&self, job_id: Uuid, now_secs: i64) -> Result<Uuid, StepError> {
+        let plan = self.job_plan(job_id).await?;
+        let scope = plan.scope()?;
+        let (check, posting, header) = plan.posting()?;
+        let posted = self.ledger.finalize(&scope, plan.row_count, &check, &posting, &header).await?;
+        if !posted.already_posted {
+            let _ = self.mirror.publish(&[(scope.treaty, posted.scope_version)]).await;
+        }
+        self.jobs.finish(job_id, JobState::Succeeded, Some(plan.clearance_id), None, now_secs).await?;
+        self.events
+            .publish(&ClearanceEvent {
+                event_id: ClearanceEvent::id_for("ClearancePosted", plan.clearance_id),
+                kind: "ClearancePosted",
+                clearance_id: plan.clearance_id,
+                job_id: Some(job_id),
+                treaty_id: plan.treaty_id.clone(),
+                operator_id: plan.owner.clone(),
+                row_count: plan.row_count,
+                error: None,
+            })
+            .await?;
+        Ok(plan.clearance_id)
+    }
+
+    /// Releases the job's pending rows and fails it with `failure`.
+    ///
+    /// # Errors
+    /// [`StepError`] as named.
+    pub async fn compensate(
+        &self,
+        job_id: Uuid,
+        failure: &JobFailure,
+        now_secs: i64,
+    ) -> Result<u64, StepError> {
+        let plan = self.job_plan(job_id).await?;
+        let scope = plan.scope()?;
+        let released = self.ledger.release(&scope).await?;
+        if released.rows > 0 {
+            let _ = self.mirror.publish(&[(scope.treaty, released.scope_version)]).await;
+        }
+        self.jobs.finish(job_id, JobState::Failed, None, Some(failure), now_secs).await?;
+        self.events
+            .publish(&ClearanceEvent {
+                event_id: ClearanceEvent::id_for("ClearanceFailed", plan.clearance_id),
+                kind: "ClearanceFailed",
+                clearance_id: plan.clearance_id,
+                job_id: Some(job_id),
+                treaty_id: plan.treaty_id.clone(),
+                operator_id: plan.owner.clone(),
+                row_count: plan.row_count,
+                error: Some(failure.clone()),
+            })
+            .await?;
+        Ok(released.rows)
+    }
+}
+
+/// The failure a step error ends a job with.
+pub fn failure_of(err: &StepError) -> JobFailure {
+    match err {
+        StepError::Conflict(ids) => JobFailure {
+            code: "conflict".into(),
+            message: format!(
+                "{} selected rows were cleared or changed by someone else since the snapshot: search again",
+                ids.len()
+            ),
+            conflicting_ids: ids.clone(),
+        },
+        other => {
+            JobFailure { code: "failed".into(), message: other.to_string(), conflicting_ids: Vec::new() }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_round_trip_in_lock_order() -> Result<(), StepError> {
+        let day = |d: u32| NaiveDate::from_ymd_opt(2024, d, 1).unwrap_or_default();
+        let rows: Vec<SnapshotRowRef> = (0..12_001_u128)
+            .map(|n| SnapshotRowRef {
+                id: Uuid::from_u128(n * 7919 % 12_001),
+                accounting_period: day((n % 12) as u32 + 1),
+                row_version: n as i64,
+            })
+            .collect();
+        let chunks = plan_chunks(rows.clone());
+        assert_eq!(chunks.iter().map(Vec::len).collect::<Vec<_>>(), vec![5_000, 5_000, 2_001]);
+        let flat: Vec<SnapshotRowRef> = chunks.concat();
+        assert!(flat
+            .windows(2)
+            .all(|w| (w[0].accounting_period, w[0].id) < (w[1].accounting_period, w[1].id)));
+        for chunk in &chunks {
+            let bytes = encode_chunk(chunk).map_err(|e| StepError::Fatal(e.to_string()))?;
+            assert!(bytes.len() < 350_000);
+            assert_eq!(&decode_chunk(&bytes)?, chunk);
+        }
+        assert!(decode_chunk(b"not zstd").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn error_names_are_distinct_and_stable() {
+        assert_eq!(ERROR_NAMES, ["Clearance.Conflict", "Clearance.Retryable", "Clearance.Fatal"]);
+        assert_eq!(StepError::Conflict(vec![]).name(), ERROR_CONFLICT);
+        assert_eq!(StepError::from(BackendError::new("x")).name(), ERROR_RETRYABLE);
+    }
+}

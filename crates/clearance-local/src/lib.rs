@@ -1,0 +1,114 @@
+//! The whole system composed in one process, as the local server, the tests
+//! and the benchmark run it: the read, write and job-status APIs over
+//! PostgreSQL and DynamoDB, and the batch steps run by the in-process runner
+//! (or any other [`JobStarter`]).
+
+use std::sync::Arc;
+
+use clearance_core::batch::{BatchSteps, JobStarter};
+use clearance_core::idempotency::IdempotencyConfig;
+use clearance_core::read::{ReadConfig, ReadService};
+use clearance_core::write::{WriteConfig, WriteService};
+use clearance_dynamo::{DynamoIdempotencyStore, DynamoJobStore, DynamoScopeMirror, DynamoSnapshotStore};
+use clearance_http::{JobsApi, ReadApi, WriteApi};
+use clearance_pg::batch::PgBatchLedger;
+use clearance_pg::clear::PgClearanceLedger;
+use clearance_pg::read::PgLedgerReader;
+use clearance_workflow::{EventBridgePublisher, LocalRunner};
+
+pub type Steps = BatchSteps<DynamoJobStore, PgBatchLedger, EventBridgePublisher, DynamoScopeMirror>;
+pub type Runner = LocalRunner<DynamoJobStore, PgBatchLedger, EventBridgePublisher, DynamoScopeMirror>;
+pub type Read = ReadApi<PgLedgerReader, DynamoSnapshotStore, DynamoScopeMirror>;
+pub type Write<R = Runner> = WriteApi<
+    DynamoSnapshotStore,
+    PgClearanceLedger,
+    DynamoScopeMirror,
+    DynamoJobStore,
+    R,
+    DynamoIdempotencyStore,
+>;
+pub type Jobs = JobsApi<DynamoJobStore>;
+
+/// Where things live and the limits they run with.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    pub table: String,
+    pub event_bus: String,
+    pub read: ReadConfig,
+    pub write: WriteConfig,
+    pub idempotency: IdempotencyConfig,
+}
+
+impl StackConfig {
+    pub fn new(table: impl Into<String>, event_bus: impl Into<String>) -> Self {
+        Self {
+            table: table.into(),
+            event_bus: event_bus.into(),
+            read: ReadConfig::default(),
+            write: WriteConfig::default(),
+            idempotency: IdempotencyConfig::default(),
+        }
+    }
+}
+
+pub struct LocalStack<R = Runner> {
+    pub read: Read,
+    pub write: Write<R>,
+    pub jobs: Jobs,
+    /// The batch steps, for a runner (or a test) to drive.
+    pub steps: Arc<Steps>,
+}
+
+impl LocalStack<Runner> {
+    /// The stack with the in-process runner starting jobs.
+    pub fn new(
+        pool: sqlx::PgPool,
+        dynamo: &aws_sdk_dynamodb::Client,
+        events: &aws_sdk_eventbridge::Client,
+        config: &StackConfig,
+    ) -> Self {
+        Self::with_starter(pool, dynamo, events, config, LocalRunner::new)
+    }
+}
+
+impl<R: JobStarter> LocalStack<R> {
+    /// The stack with `starter(steps)` starting jobs.
+    pub fn with_starter(
+        pool: sqlx::PgPool,
+        dynamo: &aws_sdk_dynamodb::Client,
+        events: &aws_sdk_eventbridge::Client,
+        config: &StackConfig,
+        starter: impl FnOnce(Arc<Steps>) -> R,
+    ) -> Self {
+        let table = config.table.as_str();
+        let store = DynamoSnapshotStore::new(dynamo.clone(), table);
+        let mirror = DynamoScopeMirror::new(dynamo.clone(), table);
+        let jobs = DynamoJobStore::new(dynamo.clone(), table);
+        let steps = Arc::new(BatchSteps {
+            jobs: jobs.clone(),
+            ledger: PgBatchLedger::new(pool.clone()),
+            events: EventBridgePublisher::new(events.clone(), config.event_bus.clone()),
+            mirror: mirror.clone(),
+        });
+        let read =
+            ReadService::new(PgLedgerReader::new(pool.clone()), store.clone(), mirror.clone(), config.read);
+        let write = WriteService::new(
+            store,
+            PgClearanceLedger::new(pool),
+            mirror,
+            jobs.clone(),
+            starter(Arc::clone(&steps)),
+            config.write,
+        );
+        Self {
+            read: ReadApi::new(read),
+            write: WriteApi::new(
+                write,
+                DynamoIdempotencyStore::new(dynamo.clone(), table),
+                config.idempotency,
+            ),
+            jobs: JobsApi::new(jobs),
+            steps,
+        }
+    }
+}

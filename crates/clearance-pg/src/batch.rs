@@ -1,0 +1,216 @@
+//! The ledger's side of batch clearing (ADR 0006). A job's rows carry its
+//! clearance id while pending, so every step finds them again and every
+//! step is idempotent:
+//! - reserve: rows open at the snapshot's version go open→pending for the
+//!   job, rows already pending for the job are left alone, anything else is
+//!   a conflict (nothing written);
+//! - finalize: the job's pending rows go pending→cleared and the clearance
+//!   is written, once (its id is the job's clearance id);
+//! - release: the job's pending rows open again.
+//!
+//! Rows are locked in (period, id) order in every step, as in the sync
+//! guard, so jobs and sync clearances never deadlock.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use clearance_core::batch::{BatchLedger, JobScope};
+use clearance_core::clearance::{Check, ClearanceHeader, Posting, SnapshotRowRef};
+use clearance_core::ports::{LedgerWriteError, Posted};
+use rust_decimal::Decimal;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::clear::{bump_scope, db, key_lookups_only, lock_rows, treaty_literal, write_journal, LockedRow};
+
+#[derive(Clone)]
+pub struct PgBatchLedger {
+    pool: PgPool,
+}
+
+impl PgBatchLedger {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+/// `AND t.accounting_period BETWEEN '...' AND '...'`: dates are formatted by
+/// chrono, so the literal cannot be escaped; it prunes to the job's years.
+fn period_literals(scope: &JobScope) -> String {
+    format!(
+        "t.accounting_period BETWEEN DATE '{}' AND DATE '{}'",
+        scope.first_period.format("%Y-%m-%d"),
+        scope.last_period.format("%Y-%m-%d")
+    )
+}
+
+/// Locks the job's pending rows in (period, id) order; returns them.
+async fn lock_pending(
+    tx: &mut Transaction<'_, Postgres>,
+    scope: &JobScope,
+) -> Result<Vec<(Uuid, NaiveDate, i64, Decimal)>, LedgerWriteError> {
+    sqlx::query_as(&format!(
+        "SELECT t.id, t.accounting_period, t.row_version, t.amount FROM transactions t
+         WHERE t.treaty_id = {} AND {} AND t.clearance_id = $1 AND t.status = 'pending'
+         ORDER BY t.accounting_period, t.id
+         FOR UPDATE",
+        treaty_literal(&scope.treaty),
+        period_literals(scope)
+    ))
+    .bind(scope.clearance_id)
+    .fetch_all(&mut **tx)
+    .await
+    .context("locking the job's pending rows")
+    .map_err(db)
+}
+
+impl BatchLedger for PgBatchLedger {
+    async fn reserve(&self, scope: &JobScope, rows: &[SnapshotRowRef]) -> Result<u64, LedgerWriteError> {
+        let treaty_sql = treaty_literal(&scope.treaty);
+        let mut rows = rows.to_vec();
+        rows.sort_unstable_by_key(|r| (r.accounting_period, r.id));
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let periods: Vec<NaiveDate> = rows.iter().map(|r| r.accounting_period).collect();
+        let mut tx = self.pool.begin().await.context("starting a reservation").map_err(db)?;
+        key_lookups_only(&mut tx).await?;
+        let locked = lock_rows(&mut tx, &treaty_sql, &ids, &periods).await?;
+        let found: HashMap<Uuid, &LockedRow> = locked.iter().map(|l| (l.id, l)).collect();
+        let mut take = Vec::with_capacity(rows.len());
+        let mut moved = Vec::new();
+        for row in &rows {
+            match found.get(&row.id) {
+                Some(l) if l.status == "open" && l.row_version == row.row_version => take.push(*row),
+                // Reserved by this job already (a retried or re-delivered chunk).
+                Some(l) if l.status == "pending" && l.clearance_id == Some(scope.clearance_id) => {}
+                _ => moved.push(row.id),
+            }
+        }
+        if !moved.is_empty() {
+            moved.sort_unstable();
+            return Err(LedgerWriteError::StaleRows(moved));
+        }
+        if take.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<Uuid> = take.iter().map(|r| r.id).collect();
+        let periods: Vec<NaiveDate> = take.iter().map(|r| r.accounting_period).collect();
+        let versions: Vec<i64> = take.iter().map(|r| r.row_version).collect();
+        let reserved = sqlx::query(&format!(
+            "UPDATE transactions t
+             SET status = 'pending', clearance_id = $4, row_version = t.row_version + 1
+             FROM unnest($1::uuid[], $2::date[], $3::bigint[]) AS s(id, accounting_period, row_version)
+             WHERE t.treaty_id = {treaty_sql} AND t.accounting_period = s.accounting_period AND t.id = s.id
+               AND t.status = 'open' AND t.row_version = s.row_version"
+        ))
+        .bind(&ids)
+        .bind(&periods)
+        .bind(&versions)
+        .bind(scope.clearance_id)
+        .execute(&mut *tx)
+        .await
+        .context("reserving the rows")
+        .map_err(db)?
+        .rows_affected();
+        assert_eq!(reserved, take.len() as u64, "reserved rows must equal the rows taken under the locks");
+        bump_scope(&mut tx, &scope.treaty).await?;
+        tx.commit().await.context("committing a reservation").map_err(db)?;
+        Ok(reserved)
+    }
+
+    async fn finalize(
+        &self,
+        scope: &JobScope,
+        row_count: u64,
+        check: &Check,
+        posting: &Posting,
+        header: &ClearanceHeader,
+    ) -> Result<Posted, LedgerWriteError> {
+        let treaty_sql = treaty_literal(&scope.treaty);
+        let mut tx = self.pool.begin().await.context("starting a finalize").map_err(db)?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM clearances WHERE clearance_id = $1)")
+                .bind(scope.clearance_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+        if exists {
+            return Ok(Posted {
+                clearance_id: scope.clearance_id,
+                rows: 0,
+                scope_version: 0,
+                already_posted: true,
+            });
+        }
+        let pending = lock_pending(&mut tx, scope).await?;
+        let total: Decimal = pending.iter().map(|p| p.3).sum();
+        if pending.len() as u64 != row_count || total != posting.cleared_total.as_decimal() {
+            return Err(db(anyhow::anyhow!(
+                "job clearance {}: {} pending rows totalling {total}, the plan says {row_count} rows totalling {}",
+                scope.clearance_id,
+                pending.len(),
+                posting.cleared_total
+            )));
+        }
+        crate::clear::insert_header(&mut tx, &scope.treaty, row_count, check, posting, header).await?;
+        let ids: Vec<Uuid> = pending.iter().map(|p| p.0).collect();
+        let periods: Vec<NaiveDate> = pending.iter().map(|p| p.1).collect();
+        let versions: Vec<i64> = pending.iter().map(|p| p.2).collect();
+        let amounts: Vec<Decimal> = pending.iter().map(|p| p.3).collect();
+        crate::clear::insert_lines(
+            &mut tx,
+            scope.clearance_id,
+            &scope.treaty,
+            &ids,
+            &periods,
+            &amounts,
+            &versions,
+        )
+        .await?;
+        let cleared = sqlx::query(&format!(
+            "UPDATE transactions t SET status = 'cleared', row_version = t.row_version + 1
+             WHERE t.treaty_id = {treaty_sql} AND {} AND t.clearance_id = $1 AND t.status = 'pending'",
+            period_literals(scope)
+        ))
+        .bind(scope.clearance_id)
+        .execute(&mut *tx)
+        .await
+        .context("clearing the job's rows")
+        .map_err(db)?
+        .rows_affected();
+        assert_eq!(cleared, row_count, "cleared rows must equal the job's pending rows under the locks");
+        write_journal(&mut tx, scope.clearance_id, check, posting).await?;
+        let scope_version = bump_scope(&mut tx, &scope.treaty).await?;
+        tx.commit().await.context("committing a finalize").map_err(db)?;
+        Ok(Posted { clearance_id: scope.clearance_id, rows: cleared, scope_version, already_posted: false })
+    }
+
+    async fn release(&self, scope: &JobScope) -> Result<Posted, LedgerWriteError> {
+        let treaty_sql = treaty_literal(&scope.treaty);
+        let mut tx = self.pool.begin().await.context("starting a release").map_err(db)?;
+        let pending = lock_pending(&mut tx, scope).await?;
+        if pending.is_empty() {
+            return Ok(Posted {
+                clearance_id: scope.clearance_id,
+                rows: 0,
+                scope_version: 0,
+                already_posted: true,
+            });
+        }
+        let released = sqlx::query(&format!(
+            "UPDATE transactions t SET status = 'open', clearance_id = NULL, row_version = t.row_version + 1
+             WHERE t.treaty_id = {treaty_sql} AND {} AND t.clearance_id = $1 AND t.status = 'pending'",
+            period_literals(scope)
+        ))
+        .bind(scope.clearance_id)
+        .execute(&mut *tx)
+        .await
+        .context("releasing the job's rows")
+        .map_err(db)?
+        .rows_affected();
+        assert_eq!(released, pending.len() as u64, "released rows must equal the locked pending rows");
+        let scope_version = bump_scope(&mut tx, &scope.treaty).await?;
+        tx.commit().await.context("committing a release").map_err(db)?;
+        Ok(Posted { clearance_id: scope.clearance_id, rows: released, scope_version, already_posted: false })
+    }
+}
