@@ -7,135 +7,14 @@ use std::sync::Arc;
 use clearance_core::idempotency::{IdempotencyKey, IdempotencyStore};
 use clearance_core::snapshot::OperatorId;
 use clearance_core::write::WriteConfig;
-use clearance_loader::generate::Generator;
-use clearance_tests::dynamo::TestTable;
 use clearance_tests::read_api::now;
-use clearance_tests::write_api::{item_count, send, LocalStack, Reply, StackConfig};
-use clearance_tests::TestDb;
+use clearance_tests::write_api::{
+    check_for, clear, clearance_body, item_count, search, send, Reply, Row, Stack,
+};
 use http::Method;
 use rust_decimal::Decimal;
 
-type Apis = LocalStack;
-
 const FILTER: &str = r#"{"treaty_ids": ["TR-0001"], "period_from": "2024-01", "period_to": "2024-06", "currency": "USD", "status": "open"}"#;
-
-/// A row of a snapshot as the grid shows it.
-#[derive(Debug, Clone)]
-struct Row {
-    id: String,
-    amount: Decimal,
-}
-
-/// A search as the grid holds it: the snapshot and every row of it.
-#[derive(Debug, Clone)]
-struct Snapshot {
-    id: String,
-    token: String,
-    rows: Vec<Row>,
-}
-
-struct Stack {
-    db: TestDb,
-    table: TestTable,
-    /// A pool for 16 concurrent operators.
-    pool: sqlx::PgPool,
-}
-
-impl Stack {
-    async fn new(rows: u64) -> anyhow::Result<Self> {
-        let db = TestDb::new().await?;
-        clearance_pg::load::load(&db.owner, &mut Generator::new(11).with_rows(rows)).await?;
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(16)
-            .connect_with(db.app.connect_options().as_ref().clone())
-            .await?;
-        Ok(Self { db, table: TestTable::new().await?, pool })
-    }
-
-    async fn apis(&self, config: WriteConfig) -> anyhow::Result<Apis> {
-        let events = clearance_workflow::EventBridgePublisher::client_from_env().await;
-        let bus = format!("{}-bus", self.table.name);
-        clearance_workflow::events::ensure_bus(&events, &bus).await?;
-        let config = StackConfig { write: config, ..StackConfig::new(self.table.name.clone(), bus) };
-        Ok(LocalStack::new(self.pool.clone(), &self.table.client, &events, &config))
-    }
-
-    async fn count(&self, sql: &str) -> anyhow::Result<i64> {
-        Ok(sqlx::query_scalar(sql).fetch_one(&self.db.owner).await?)
-    }
-
-    /// Row counts of every ledger table and of cleared transactions.
-    async fn ledger_counts(&self) -> anyhow::Result<[i64; 5]> {
-        Ok([
-            self.count("SELECT count(*) FROM clearances").await?,
-            self.count("SELECT count(*) FROM clearance_lines").await?,
-            self.count("SELECT count(*) FROM clearance_reversals").await?,
-            self.count("SELECT count(*) FROM journal_entries").await?,
-            self.count("SELECT count(*) FROM transactions WHERE status <> 'open'").await?,
-        ])
-    }
-
-    async fn drop(self) -> anyhow::Result<()> {
-        self.pool.close().await;
-        self.table.delete().await?;
-        self.db.drop_db().await
-    }
-}
-
-async fn search(apis: &Apis, operator: &str, filter: &str) -> anyhow::Result<Snapshot> {
-    let first =
-        send(&apis.read, Method::POST, "/v1/searches", filter.as_bytes(), Some((operator, "*")), None).await;
-    anyhow::ensure!(first.status == 200, "search: {}", first.json);
-    let id = first.json["snapshot_id"].as_str().unwrap_or_default().to_owned();
-    let token = first.json["version_token"].as_str().unwrap_or_default().to_owned();
-    let pages = first.json["page_count"].as_u64().unwrap_or(0);
-    let mut rows = Vec::new();
-    for n in 0..pages {
-        let page = if n == 0 {
-            first.json["page"].clone()
-        } else {
-            let path = format!("/v1/searches/{id}/pages/{n}");
-            send(&apis.read, Method::GET, &path, b"", Some((operator, "*")), None).await.json
-        };
-        for row in page["rows"].as_array().into_iter().flatten() {
-            rows.push(Row {
-                id: row["id"].as_str().unwrap_or_default().to_owned(),
-                amount: row["amount"].as_str().unwrap_or("x").parse()?,
-            });
-        }
-    }
-    Ok(Snapshot { id, token, rows })
-}
-
-fn clearance_body(snapshot: &Snapshot, rows: &[&Row], check: Decimal, allow_difference: bool) -> Vec<u8> {
-    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    serde_json::json!({
-        "snapshot_id": snapshot.id,
-        "version_token": snapshot.token,
-        "selection": { "ids": ids },
-        "check": { "number": "CHK-1001", "amount": check.to_string(), "currency": "USD", "received_on": "2024-07-01" },
-        "allow_difference": allow_difference,
-    })
-    .to_string()
-    .into_bytes()
-}
-
-/// Checks are positive: a selection netting to zero or less is paid by a
-/// nominal check with the difference booked.
-fn check_for(rows: &[&Row]) -> (Decimal, bool) {
-    let total: Decimal = rows.iter().map(|r| r.amount).sum();
-    if total > Decimal::ZERO {
-        (total, false)
-    } else {
-        (Decimal::new(100, 2), true)
-    }
-}
-
-async fn clear(apis: &Apis, operator: &str, snapshot: &Snapshot, rows: &[&Row], key: &str) -> Reply {
-    let (check, allow) = check_for(rows);
-    let body = clearance_body(snapshot, rows, check, allow);
-    send(&apis.write, Method::POST, "/v1/clearances", &body, Some((operator, "*")), Some(key)).await
-}
 
 #[tokio::test]
 async fn a_selection_clears_reads_back_reverses_once_and_stale_snapshots_are_refused() -> anyhow::Result<()> {

@@ -9,7 +9,19 @@ use http::{HeaderMap, HeaderValue, Method};
 
 use crate::read_api::now;
 
-pub use clearance_local::{LocalStack, StackConfig};
+pub use clearance_local::{LocalStack, StackConfig, Steps};
+
+use std::sync::Arc;
+
+use clearance_core::batch::JobStarter;
+use clearance_core::write::WriteConfig;
+use clearance_loader::generate::Generator;
+use rust_decimal::Decimal;
+
+use crate::dynamo::TestTable;
+use crate::TestDb;
+
+pub type Apis = LocalStack;
 
 /// A response: status, body bytes and JSON, and whether it was a replay.
 #[derive(Debug, Clone)]
@@ -80,4 +92,171 @@ pub async fn item_count(client: &aws_sdk_dynamodb::Client, table: &str) -> anyho
         }
     }
     Ok(count)
+}
+
+/// A row of a snapshot as the grid shows it.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub id: String,
+    pub amount: Decimal,
+}
+
+/// A search as the grid holds it: the snapshot and every row of it.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub id: String,
+    pub token: String,
+    pub rows: Vec<Row>,
+}
+
+/// A database loaded with generated rows, a table and an event bus of
+/// their own, and a pool for 16 concurrent operators.
+pub struct Stack {
+    pub db: TestDb,
+    pub table: TestTable,
+    pub pool: sqlx::PgPool,
+    pub events: aws_sdk_eventbridge::Client,
+    pub bus: String,
+}
+
+impl Stack {
+    /// # Errors
+    /// When PostgreSQL or moto cannot be reached.
+    pub async fn new(rows: u64) -> anyhow::Result<Self> {
+        let db = TestDb::new().await?;
+        clearance_pg::load::load(&db.owner, &mut Generator::new(11).with_rows(rows)).await?;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(16)
+            .connect_with(db.app.connect_options().as_ref().clone())
+            .await?;
+        let table = TestTable::new().await?;
+        let events = clearance_workflow::EventBridgePublisher::client_from_env().await;
+        let bus = format!("{}-bus", table.name);
+        clearance_workflow::events::ensure_bus(&events, &bus).await?;
+        Ok(Self { db, table, pool, events, bus })
+    }
+
+    pub fn config(&self, write: WriteConfig) -> StackConfig {
+        StackConfig { write, ..StackConfig::new(self.table.name.clone(), self.bus.clone()) }
+    }
+
+    /// The system with the in-process runner starting jobs.
+    ///
+    /// # Errors
+    /// Never today; kept fallible for the callers' `?`.
+    pub async fn apis(&self, config: WriteConfig) -> anyhow::Result<Apis> {
+        Ok(LocalStack::new(self.pool.clone(), &self.table.client, &self.events, &self.config(config)))
+    }
+
+    /// The system with `starter(steps)` starting jobs.
+    pub fn apis_with<R: JobStarter>(
+        &self,
+        config: WriteConfig,
+        starter: impl FnOnce(Arc<Steps>) -> R,
+    ) -> LocalStack<R> {
+        LocalStack::with_starter(
+            self.pool.clone(),
+            &self.table.client,
+            &self.events,
+            &self.config(config),
+            starter,
+        )
+    }
+
+    /// # Errors
+    /// When the query fails.
+    pub async fn count(&self, sql: &str) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar(sql).fetch_one(&self.db.owner).await?)
+    }
+
+    /// Row counts of every ledger table and of cleared transactions.
+    ///
+    /// # Errors
+    /// When a query fails.
+    pub async fn ledger_counts(&self) -> anyhow::Result<[i64; 5]> {
+        Ok([
+            self.count("SELECT count(*) FROM clearances").await?,
+            self.count("SELECT count(*) FROM clearance_lines").await?,
+            self.count("SELECT count(*) FROM clearance_reversals").await?,
+            self.count("SELECT count(*) FROM journal_entries").await?,
+            self.count("SELECT count(*) FROM transactions WHERE status <> 'open'").await?,
+        ])
+    }
+
+    /// # Errors
+    /// When a drop fails.
+    pub async fn drop(self) -> anyhow::Result<()> {
+        self.pool.close().await;
+        self.table.delete().await?;
+        self.db.drop_db().await
+    }
+}
+
+/// Searches as `operator` and reads every page of the snapshot.
+///
+/// # Errors
+/// When the search fails or a page does not parse.
+pub async fn search<R: JobStarter>(
+    apis: &LocalStack<R>,
+    operator: &str,
+    filter: &str,
+) -> anyhow::Result<Snapshot> {
+    let first =
+        send(&apis.read, Method::POST, "/v1/searches", filter.as_bytes(), Some((operator, "*")), None).await;
+    anyhow::ensure!(first.status == 200, "search: {}", first.json);
+    let id = first.json["snapshot_id"].as_str().unwrap_or_default().to_owned();
+    let token = first.json["version_token"].as_str().unwrap_or_default().to_owned();
+    let pages = first.json["page_count"].as_u64().unwrap_or(0);
+    let mut rows = Vec::new();
+    for n in 0..pages {
+        let page = if n == 0 {
+            first.json["page"].clone()
+        } else {
+            let path = format!("/v1/searches/{id}/pages/{n}");
+            send(&apis.read, Method::GET, &path, b"", Some((operator, "*")), None).await.json
+        };
+        for row in page["rows"].as_array().into_iter().flatten() {
+            rows.push(Row {
+                id: row["id"].as_str().unwrap_or_default().to_owned(),
+                amount: row["amount"].as_str().unwrap_or("x").parse()?,
+            });
+        }
+    }
+    Ok(Snapshot { id, token, rows })
+}
+
+pub fn clearance_body(snapshot: &Snapshot, rows: &[&Row], check: Decimal, allow_difference: bool) -> Vec<u8> {
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    serde_json::json!({
+        "snapshot_id": snapshot.id,
+        "version_token": snapshot.token,
+        "selection": { "ids": ids },
+        "check": { "number": "CHK-1001", "amount": check.to_string(), "currency": "USD", "received_on": "2024-07-01" },
+        "allow_difference": allow_difference,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Checks are positive: a selection netting to zero or less is paid by a
+/// nominal check with the difference booked.
+pub fn check_for(rows: &[&Row]) -> (Decimal, bool) {
+    let total: Decimal = rows.iter().map(|r| r.amount).sum();
+    if total > Decimal::ZERO {
+        (total, false)
+    } else {
+        (Decimal::new(100, 2), true)
+    }
+}
+
+pub async fn clear<R: JobStarter>(
+    apis: &LocalStack<R>,
+    operator: &str,
+    snapshot: &Snapshot,
+    rows: &[&Row],
+    key: &str,
+) -> Reply {
+    let (check, allow) = check_for(rows);
+    let body = clearance_body(snapshot, rows, check, allow);
+    send(&apis.write, Method::POST, "/v1/clearances", &body, Some((operator, "*")), Some(key)).await
 }

@@ -5,6 +5,7 @@
 pub mod events;
 pub mod runner;
 pub mod sfn;
+pub mod task;
 
 pub use events::EventBridgePublisher;
 pub use runner::{run_job, LocalRunner, RunOutcome};

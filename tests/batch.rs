@@ -1,0 +1,319 @@
+//! Batch clearing end to end against the real PostgreSQL and DynamoDB and
+//! EventBridge (moto): a 100K-row job, retries, re-delivery, a conflict and
+//! its compensation, a crash and its re-run, two jobs racing.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use clearance_core::batch::{
+    BatchLedger, BatchSteps, JobScope, JobStarter, JobState, JobStore, StepError, RETRY,
+};
+use clearance_core::clearance::{Check, ClearanceHeader, Posting, SnapshotRowRef};
+use clearance_core::ports::{BackendError, LedgerWriteError, Posted};
+use clearance_core::write::WriteConfig;
+use clearance_dynamo::{DynamoJobStore, DynamoScopeMirror};
+use clearance_pg::batch::PgBatchLedger;
+use clearance_tests::write_api::{clear, search, send, Reply, Row, Snapshot, Stack};
+use clearance_workflow::{run_job, EventBridgePublisher, RunOutcome};
+use http::Method;
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+const ALL_USD: &str = r#"{"treaty_ids": ["TR-0001"], "period_from": "2021-01", "period_to": "2025-12", "currency": "USD", "status": "open"}"#;
+
+/// Records the jobs it is asked to start and runs none: the test drives them.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<Uuid>>>);
+
+impl JobStarter for Recorder {
+    async fn start(&self, job_id: Uuid) -> Result<(), BackendError> {
+        self.0.lock().map_err(|_| BackendError::new("poisoned"))?.push(job_id);
+        Ok(())
+    }
+}
+
+/// The real ledger, with one reservation failing once with a retryable
+/// error (a dropped connection, say) before it is let through.
+struct FlakyLedger {
+    inner: PgBatchLedger,
+    fail_call: u32,
+    calls: AtomicU32,
+}
+
+impl BatchLedger for FlakyLedger {
+    async fn reserve(&self, scope: &JobScope, rows: &[SnapshotRowRef]) -> Result<u64, LedgerWriteError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_call {
+            return Err(LedgerWriteError::Backend(BackendError::new("injected: connection reset")));
+        }
+        self.inner.reserve(scope, rows).await
+    }
+
+    async fn finalize(
+        &self,
+        scope: &JobScope,
+        row_count: u64,
+        check: &Check,
+        posting: &Posting,
+        header: &ClearanceHeader,
+    ) -> Result<Posted, LedgerWriteError> {
+        self.inner.finalize(scope, row_count, check, posting, header).await
+    }
+
+    async fn release(&self, scope: &JobScope) -> Result<Posted, LedgerWriteError> {
+        self.inner.release(scope).await
+    }
+}
+
+type TestSteps<B> = BatchSteps<DynamoJobStore, B, EventBridgePublisher, DynamoScopeMirror>;
+
+fn steps<B: BatchLedger>(stack: &Stack, ledger: B) -> TestSteps<B> {
+    BatchSteps {
+        jobs: DynamoJobStore::new(stack.table.client.clone(), stack.table.name.clone()),
+        ledger,
+        events: EventBridgePublisher::new(stack.events.clone(), stack.bus.clone()),
+        mirror: DynamoScopeMirror::new(stack.table.client.clone(), stack.table.name.clone()),
+    }
+}
+
+/// POST /v1/clearances of every row of `snap` but `except`, against a
+/// check for exactly their total.
+async fn submit<R: JobStarter>(
+    apis: &clearance_tests::write_api::LocalStack<R>,
+    operator: &str,
+    snap: &Snapshot,
+    except: &[&Row],
+    key: &str,
+) -> Reply {
+    let skip: BTreeSet<&str> = except.iter().map(|r| r.id.as_str()).collect();
+    let total: Decimal = snap.rows.iter().filter(|r| !skip.contains(r.id.as_str())).map(|r| r.amount).sum();
+    let (amount, allow) = if total > Decimal::ZERO { (total, false) } else { (Decimal::ONE, true) };
+    let body = serde_json::json!({
+        "snapshot_id": snap.id,
+        "version_token": snap.token,
+        "selection": { "all": true, "except": skip },
+        "check": { "number": "CHK-BATCH", "amount": amount.to_string(), "currency": "USD", "received_on": "2024-07-01" },
+        "allow_difference": allow,
+    })
+    .to_string();
+    send(&apis.write, Method::POST, "/v1/clearances", body.as_bytes(), Some((operator, "*")), Some(key)).await
+}
+
+fn job_id(reply: &Reply) -> anyhow::Result<Uuid> {
+    anyhow::ensure!(reply.status == 202, "expected a job: {} {}", reply.status, reply.json);
+    Ok(Uuid::try_parse(reply.json["job_id"].as_str().unwrap_or_default())?)
+}
+
+/// Every row of the job cleared exactly once, by its clearance, and the
+/// ledger adds up.
+async fn assert_cleared_once(stack: &Stack, clearance_id: &str, rows: i64) -> anyhow::Result<()> {
+    let cleared = stack
+        .count(&format!(
+            "SELECT count(*) FROM transactions WHERE status = 'cleared' AND clearance_id = '{clearance_id}'"
+        ))
+        .await?;
+    assert_eq!(cleared, rows, "every row of the job cleared");
+    let lines = stack
+        .count(&format!("SELECT count(*) FROM clearance_lines WHERE clearance_id = '{clearance_id}'"))
+        .await?;
+    assert_eq!(lines, rows, "one line per row");
+    let twice = stack
+        .count("SELECT count(*) FROM (SELECT transaction_id FROM clearance_lines GROUP BY 1 HAVING count(*) > 1) x")
+        .await?;
+    assert_eq!(twice, 0, "no row cleared twice");
+    assert_eq!(stack.count("SELECT count(*) FROM transactions WHERE status = 'pending'").await?, 0);
+    let off = stack
+        .count(&format!(
+            "SELECT count(*) FROM clearances c WHERE c.clearance_id = '{clearance_id}' AND (
+                c.row_count <> {rows}
+                OR c.cleared_total <> (SELECT sum(amount) FROM clearance_lines l WHERE l.clearance_id = c.clearance_id)
+                OR c.cleared_total + c.difference <> c.check_amount
+                OR (SELECT sum(debit) - sum(credit) FROM journal_entries j WHERE j.clearance_id = c.clearance_id) <> 0)"
+        ))
+        .await?;
+    assert_eq!(off, 0, "the clearance adds up and its journal balances");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_100k_row_batch_clears_every_row_exactly_once() -> anyhow::Result<()> {
+    let stack = Stack::new(400_000).await?;
+    let apis = stack.apis(WriteConfig::default()).await?;
+    let snap = search(&apis, "op-a", ALL_USD).await?;
+    assert!(snap.rows.len() >= 100_000, "the heavy treaty's USD rows: {}", snap.rows.len());
+    let started = submit(&apis, "op-a", &snap, &[], "batch-1").await;
+    let id = job_id(&started)?;
+    assert_eq!(started.json["state"], "running");
+    assert_eq!(started.json["row_count"].as_u64(), Some(snap.rows.len() as u64));
+    let chunks = started.json["chunks_total"].as_u64().unwrap_or(0);
+    assert_eq!(chunks, snap.rows.len().div_ceil(5_000) as u64);
+
+    // Poll as the grid would: bounded, cheap reads of the status item.
+    let path = format!("/v1/jobs/{id}");
+    let mut status = serde_json::Value::Null;
+    for _ in 0..600 {
+        status = send(&apis.jobs, Method::GET, &path, b"", Some(("op-a", "*")), None).await.json;
+        if status["state"] != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status["state"], "succeeded", "{status}");
+    assert_eq!(status["chunks_done"].as_u64(), Some(chunks));
+    let clearance_id = status["clearance_id"].as_str().unwrap_or_default().to_owned();
+    assert_cleared_once(&stack, &clearance_id, snap.rows.len() as i64).await?;
+    let record = send(
+        &apis.write,
+        Method::GET,
+        &format!("/v1/clearances/{clearance_id}"),
+        b"",
+        Some(("op-a", "*")),
+        None,
+    )
+    .await;
+    assert_eq!((record.status, record.json["state"].as_str()), (200, Some("posted")));
+
+    // The job is another operator's business only as far as 404.
+    let foreign = send(&apis.jobs, Method::GET, &path, b"", Some(("op-b", "*")), None).await;
+    assert_eq!((foreign.status, foreign.json["error"].as_str()), (404, Some("job_not_found")));
+    // The same request again: the stored 202, no second job.
+    let replay = submit(&apis, "op-a", &snap, &[], "batch-1").await;
+    assert_eq!((replay.status, replay.replayed, &replay.body), (202, true, &started.body));
+    stack.drop().await
+}
+
+#[tokio::test]
+async fn a_chunk_failing_once_is_retried_and_a_redelivered_chunk_changes_nothing() -> anyhow::Result<()> {
+    let stack = Stack::new(100_000).await?;
+    let recorder = Recorder::default();
+    let apis = stack.apis_with(WriteConfig::default(), |_| recorder.clone());
+    let snap = search(&apis, "op-a", ALL_USD).await?;
+    let id = job_id(&submit(&apis, "op-a", &snap, &[], "k").await)?;
+    assert_eq!(recorder.0.lock().map(|j| j.clone()).unwrap_or_default(), vec![id], "started once");
+
+    // Chunk 0 delivered twice: the second delivery reserves nothing and is
+    // counted once.
+    let pg = steps(&stack, PgBatchLedger::new(stack.pool.clone()));
+    let first = pg.reserve(id, 0, 0).await?;
+    assert_eq!(first, 5_000);
+    let version = stack.count("SELECT version FROM scope_versions WHERE treaty_id = 'TR-0001'").await?;
+    assert_eq!(pg.reserve(id, 0, 0).await?, 0, "a re-delivered chunk changes nothing");
+    assert_eq!(stack.count("SELECT version FROM scope_versions WHERE treaty_id = 'TR-0001'").await?, version);
+    let status = pg.jobs.status(id).await?.ok_or_else(|| anyhow::anyhow!("no job"))?;
+    assert_eq!(status.chunks_done, 1);
+
+    // The run: its second reservation fails once, is retried, and the job
+    // succeeds with every row once.
+    let flaky = steps(
+        &stack,
+        FlakyLedger { inner: PgBatchLedger::new(stack.pool.clone()), fail_call: 2, calls: AtomicU32::new(0) },
+    );
+    let outcome = run_job(&flaky, id, RETRY).await;
+    assert!(matches!(outcome, RunOutcome::Succeeded(_)), "{outcome:?}");
+    assert_eq!(flaky.ledger.calls.load(Ordering::SeqCst), status.chunks_total + 1, "one retry, no more");
+    let status = pg.jobs.status(id).await?.ok_or_else(|| anyhow::anyhow!("no job"))?;
+    assert_eq!((status.state, status.chunks_done), (JobState::Succeeded, status.chunks_total));
+    let clearance = status.clearance_id.map(|c| c.to_string()).unwrap_or_default();
+    assert_cleared_once(&stack, &clearance, snap.rows.len() as i64).await?;
+    // A duplicate start of an ended job runs nothing.
+    assert_eq!(run_job(&pg, id, RETRY).await, RunOutcome::AlreadyEnded(JobState::Succeeded));
+    stack.drop().await
+}
+
+#[tokio::test]
+async fn a_crash_between_reserve_and_finalize_then_a_rerun_ends_once() -> anyhow::Result<()> {
+    let stack = Stack::new(100_000).await?;
+    let apis = stack.apis_with(WriteConfig::default(), |_| Recorder::default());
+    let snap = search(&apis, "op-a", ALL_USD).await?;
+    let id = job_id(&submit(&apis, "op-a", &snap, &[], "k").await)?;
+    let pg = steps(&stack, PgBatchLedger::new(stack.pool.clone()));
+    // The first run reserves every chunk and dies before finalize.
+    for k in pg.plan(id).await? {
+        pg.reserve(id, k, 0).await?;
+    }
+    let pending = stack.count("SELECT count(*) FROM transactions WHERE status = 'pending'").await?;
+    assert_eq!(pending, snap.rows.len() as i64);
+    // The re-run: the same steps, the same single outcome.
+    let outcome = run_job(&pg, id, RETRY).await;
+    let RunOutcome::Succeeded(clearance) = outcome else { panic!("{outcome:?}") };
+    assert_cleared_once(&stack, &clearance.to_string(), snap.rows.len() as i64).await?;
+    // Finalize delivered again: nothing more.
+    assert_eq!(pg.finalize(id, 0).await?, clearance);
+    assert_eq!(stack.count("SELECT count(*) FROM clearances").await?, 1);
+    stack.drop().await
+}
+
+#[tokio::test]
+async fn a_conflict_releases_every_row_of_the_job_and_fails_it_with_the_conflicting_ids() -> anyhow::Result<()>
+{
+    let stack = Stack::new(100_000).await?;
+    let apis = stack.apis_with(WriteConfig::default(), |_| Recorder::default());
+    let snap = search(&apis, "op-a", ALL_USD).await?;
+    let id = job_id(&submit(&apis, "op-a", &snap, &[], "k").await)?;
+    let pg = steps(&stack, PgBatchLedger::new(stack.pool.clone()));
+    // Chunks 0 and 1 reserved; then another operator clears a row of the
+    // last chunk from their own snapshot.
+    pg.reserve(id, 0, 0).await?;
+    pg.reserve(id, 1, 0).await?;
+    let other = search(&apis, "op-b", ALL_USD).await?;
+    let victim = other
+        .rows
+        .iter()
+        .rev()
+        .find(|r| r.amount > Decimal::ZERO)
+        .ok_or_else(|| anyhow::anyhow!("no row"))?;
+    let cleared = clear(&apis, "op-b", &other, &[victim], "sync-1").await;
+    assert_eq!(cleared.status, 201, "{}", cleared.json);
+
+    let outcome = run_job(&pg, id, RETRY).await;
+    assert!(
+        matches!(&outcome, RunOutcome::Failed(StepError::Conflict(ids)) if ids == &vec![Uuid::try_parse(&victim.id)?]),
+        "{outcome:?}"
+    );
+    let status = pg.jobs.status(id).await?.ok_or_else(|| anyhow::anyhow!("no job"))?;
+    assert_eq!(status.state, JobState::Failed);
+    let error = status.error.ok_or_else(|| anyhow::anyhow!("no error"))?;
+    assert_eq!(
+        (error.code.as_str(), error.conflicting_ids.clone()),
+        ("conflict", vec![Uuid::try_parse(&victim.id)?])
+    );
+    assert_eq!(
+        stack.count("SELECT count(*) FROM transactions WHERE status = 'pending'").await?,
+        0,
+        "0 rows left pending"
+    );
+    let cleared_rows = stack.count("SELECT count(*) FROM transactions WHERE status = 'cleared'").await?;
+    assert_eq!(cleared_rows, 1, "only the other operator's row is cleared");
+    assert_eq!(stack.count("SELECT count(*) FROM clearances").await?, 1);
+    let answer =
+        send(&apis.jobs, Method::GET, &format!("/v1/jobs/{id}"), b"", Some(("op-a", "*")), None).await;
+    assert_eq!(answer.json["state"], "failed");
+    assert_eq!(answer.json["error"]["conflicting_ids"][0].as_str(), Some(victim.id.as_str()));
+    stack.drop().await
+}
+
+#[tokio::test]
+async fn two_jobs_on_overlapping_rows_exactly_one_succeeds() -> anyhow::Result<()> {
+    let stack = Stack::new(100_000).await?;
+    let apis = stack.apis_with(WriteConfig::default(), |_| Recorder::default());
+    let a = search(&apis, "op-a", ALL_USD).await?;
+    let b = search(&apis, "op-b", ALL_USD).await?;
+    // A takes all but the first 3,000 rows, B all but the last 3,000: they
+    // overlap in the middle.
+    let skip_a: Vec<&Row> = a.rows.iter().take(3_000).collect();
+    let skip_b: Vec<&Row> = b.rows.iter().rev().take(3_000).collect();
+    let job_a = job_id(&submit(&apis, "op-a", &a, &skip_a, "ka").await)?;
+    let job_b = job_id(&submit(&apis, "op-b", &b, &skip_b, "kb").await)?;
+    let pg = steps(&stack, PgBatchLedger::new(stack.pool.clone()));
+    let (ra, rb) = tokio::join!(run_job(&pg, job_a, RETRY), run_job(&pg, job_b, RETRY));
+    let wins = [&ra, &rb].iter().filter(|r| matches!(r, RunOutcome::Succeeded(_))).count();
+    assert_eq!(wins, 1, "exactly one succeeds: {ra:?} / {rb:?}");
+    let (winner, rows) = match (&ra, &rb) {
+        (RunOutcome::Succeeded(c), _) => (c, a.rows.len() - 3_000),
+        (_, RunOutcome::Succeeded(c)) => (c, b.rows.len() - 3_000),
+        _ => unreachable!(),
+    };
+    assert_cleared_once(&stack, &winner.to_string(), rows as i64).await?;
+    assert_eq!(stack.count("SELECT count(*) FROM transactions WHERE status = 'cleared'").await?, rows as i64);
+    stack.drop().await
+}
