@@ -317,3 +317,71 @@ async fn two_jobs_on_overlapping_rows_exactly_one_succeeds() -> anyhow::Result<(
     assert_eq!(stack.count("SELECT count(*) FROM transactions WHERE status = 'cleared'").await?, rows as i64);
     stack.drop().await
 }
+
+#[tokio::test]
+async fn posted_reversed_and_failed_events_reach_the_bus_with_stable_ids() -> anyhow::Result<()> {
+    let stack = Stack::new(100_000).await?;
+    let tap = clearance_tests::events::EventTap::attach(&stack.events, &stack.bus).await?;
+    let apis = stack.apis_with(WriteConfig::default(), |_| Recorder::default());
+    let snap = search(&apis, "op-a", ALL_USD).await?;
+    let picked: Vec<&Row> = snap.rows.iter().filter(|r| r.amount > Decimal::ZERO).take(3).collect();
+    let posted = clear(&apis, "op-a", &snap, &picked, "sync").await;
+    assert_eq!(posted.status, 201, "{}", posted.json);
+    let clearance = posted.json["clearance_id"].as_str().unwrap_or_default().to_owned();
+    let reversal = format!("/v1/clearances/{clearance}/reversal");
+    let reversed = send(
+        &apis.write,
+        Method::POST,
+        &reversal,
+        br#"{"reason": "bounced"}"#,
+        Some(("op-b", "*")),
+        Some("rev"),
+    )
+    .await;
+    assert_eq!(reversed.status, 200, "{}", reversed.json);
+
+    // A job that succeeds, with its finalize delivered twice; another that
+    // conflicts with it and fails.
+    let fresh = search(&apis, "op-a", ALL_USD).await?;
+    let fresh_b = search(&apis, "op-b", ALL_USD).await?;
+    let job = job_id(&submit(&apis, "op-a", &fresh, &[], "job").await)?;
+    let other = job_id(&submit(&apis, "op-b", &fresh_b, &[], "job-b").await)?;
+    let pg = steps(&stack, PgBatchLedger::new(stack.pool.clone()));
+    let RunOutcome::Succeeded(job_clearance) = run_job(&pg, job, RETRY).await else {
+        panic!("the job failed")
+    };
+    pg.finalize(job, 0).await?;
+    assert!(matches!(run_job(&pg, other, RETRY).await, RunOutcome::Failed(StepError::Conflict(_))));
+
+    let events = tap.drain(5).await?;
+    let kinds: Vec<(String, String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["detail-type"].as_str().unwrap_or_default().to_owned(),
+                e["detail"]["clearance_id"].as_str().unwrap_or_default().to_owned(),
+                e["detail"]["event_id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let id = |kind: &str, c: &str| -> anyhow::Result<String> {
+        Ok(clearance_core::batch::ClearanceEvent::id_for(kind, Uuid::try_parse(c)?).to_string())
+    };
+    let job_clearance = job_clearance.to_string();
+    let expected = [
+        ("ClearancePosted".to_owned(), clearance.clone(), id("ClearancePosted", &clearance)?),
+        ("ClearanceReversed".to_owned(), clearance.clone(), id("ClearanceReversed", &clearance)?),
+        ("ClearancePosted".to_owned(), job_clearance.clone(), id("ClearancePosted", &job_clearance)?),
+    ];
+    for event in &expected {
+        assert!(kinds.contains(event), "{event:?} reached the bus: {kinds:?}");
+    }
+    let failed: Vec<&(String, String, String)> = kinds.iter().filter(|k| k.0 == "ClearanceFailed").collect();
+    assert_eq!(failed.len(), 1, "{kinds:?}");
+    // The finalize delivered twice published twice, under one id: a
+    // consumer keeping ids drops the second.
+    let distinct: BTreeSet<&String> = kinds.iter().map(|k| &k.2).collect();
+    assert_eq!(distinct.len(), 4, "{kinds:?}");
+    assert_eq!(kinds.len(), 5, "{kinds:?}");
+    stack.drop().await
+}

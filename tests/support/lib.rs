@@ -154,5 +154,6 @@ pub fn sqlstate(err: &sqlx::Error) -> Option<String> {
 }
 
 pub mod dynamo;
+pub mod events;
 pub mod read_api;
 pub mod write_api;

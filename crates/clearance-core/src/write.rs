@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use crate::access::Identity;
 use crate::batch::{
-    encode_chunk, job_id_for, plan_chunks, JobPlan, JobStarter, JobState, JobStatus, JobStore,
+    encode_chunk, job_id_for, plan_chunks, ClearanceEvent, EventPublisher, JobPlan, JobStarter, JobState,
+    JobStatus, JobStore,
 };
 use crate::clearance::{
     clearance_id_for, ClearanceHeader, ClearanceRecord, ClearanceRequest, Posting, PostingError,
@@ -184,25 +185,55 @@ pub enum ClearOutcome {
     Started(JobStatus),
 }
 
-pub struct WriteService<S, G, M, J, R> {
+/// The adapters the write path runs over.
+pub struct WritePorts<S, G, M, J, R, E> {
+    pub store: S,
+    pub ledger: G,
+    pub mirror: M,
+    pub jobs: J,
+    pub starter: R,
+    pub events: E,
+}
+
+pub struct WriteService<S, G, M, J, R, E> {
     store: S,
     ledger: G,
     mirror: M,
     jobs: J,
     starter: R,
+    events: E,
     config: WriteConfig,
 }
 
-impl<S, G, M, J, R> WriteService<S, G, M, J, R>
+impl<S, G, M, J, R, E> WriteService<S, G, M, J, R, E>
 where
     S: SnapshotStore,
     G: ClearanceLedger,
     M: ScopeMirror,
     J: JobStore,
     R: JobStarter,
+    E: EventPublisher,
 {
-    pub fn new(store: S, ledger: G, mirror: M, jobs: J, starter: R, config: WriteConfig) -> Self {
-        Self { store, ledger, mirror, jobs, starter, config }
+    pub fn new(ports: WritePorts<S, G, M, J, R, E>, config: WriteConfig) -> Self {
+        let WritePorts { store, ledger, mirror, jobs, starter, events } = ports;
+        Self { store, ledger, mirror, jobs, starter, events, config }
+    }
+
+    /// Publishes an event of a posting done in the request. The ledger holds
+    /// the posting whatever happens here: a bus failure is logged by the
+    /// caller's tracing and the answer stands (ADR 0006: no outbox yet).
+    async fn announce(&self, kind: &'static str, record: &ClearanceRecord) {
+        let event = ClearanceEvent {
+            event_id: ClearanceEvent::id_for(kind, record.clearance_id),
+            kind,
+            clearance_id: record.clearance_id,
+            job_id: None,
+            treaty_id: record.treaty_id.to_string(),
+            operator_id: record.reversal.as_ref().map_or(&record.operator_id, |r| &r.operator_id).clone(),
+            row_count: u64::from(record.row_count),
+            error: None,
+        };
+        let _ = self.events.publish(&event).await;
     }
 
     pub fn config(&self) -> WriteConfig {
@@ -314,6 +345,9 @@ where
         })
         .await;
         let record = record?.ok_or_else(|| BackendError::new("a posted clearance could not be read back"))?;
+        if !posted.already_posted {
+            self.announce("ClearancePosted", &record).await;
+        }
         timings.read_back = reading.elapsed();
         Ok(ClearOutcome::Posted(Box::new(Cleared { record, already_posted: posted.already_posted, timings })))
     }
@@ -428,6 +462,9 @@ where
             .clearance(id)
             .await?
             .ok_or_else(|| BackendError::new("a reversed clearance could not be read back"))?;
+        if !posted.already_posted {
+            self.announce("ClearanceReversed", &record).await;
+        }
         let timings =
             ClearTimings { ledger, read_back: started.elapsed() - ledger, ..ClearTimings::default() };
         Ok(Cleared { record, already_posted: posted.already_posted, timings })

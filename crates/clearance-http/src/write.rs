@@ -6,7 +6,7 @@ use std::future::Future;
 
 use bytes::Bytes;
 use clearance_core::access::Identity;
-use clearance_core::batch::{JobStarter, JobStore};
+use clearance_core::batch::{EventPublisher, JobStarter, JobStore};
 use clearance_core::clearance::{ClearanceRequest, PostingError, ReversalReason};
 use clearance_core::idempotency::{
     self, request_hash, Decision, IdempotencyConfig, IdempotencyError, IdempotencyKey, IdempotencyStore,
@@ -241,22 +241,23 @@ fn idempotency_key(request: &ApiRequest<'_>) -> Result<IdempotencyKey, ApiError>
 }
 
 /// The write API over the write service and an idempotency store.
-pub struct WriteApi<S, G, M, J, R, I> {
-    service: WriteService<S, G, M, J, R>,
+pub struct WriteApi<S, G, M, J, R, E, I> {
+    service: WriteService<S, G, M, J, R, E>,
     idempotency: I,
     config: IdempotencyConfig,
 }
 
-impl<S, G, M, J, R, I> WriteApi<S, G, M, J, R, I>
+impl<S, G, M, J, R, E, I> WriteApi<S, G, M, J, R, E, I>
 where
     S: SnapshotStore,
     G: ClearanceLedger,
     M: ScopeMirror,
     J: JobStore,
     R: JobStarter,
+    E: EventPublisher,
     I: IdempotencyStore,
 {
-    pub fn new(service: WriteService<S, G, M, J, R>, idempotency: I, config: IdempotencyConfig) -> Self {
+    pub fn new(service: WriteService<S, G, M, J, R, E>, idempotency: I, config: IdempotencyConfig) -> Self {
         Self { service, idempotency, config }
     }
 
@@ -370,13 +371,14 @@ where
     }
 }
 
-impl<S, G, M, J, R, I> Api for WriteApi<S, G, M, J, R, I>
+impl<S, G, M, J, R, E, I> Api for WriteApi<S, G, M, J, R, E, I>
 where
     S: SnapshotStore,
     G: ClearanceLedger,
     M: ScopeMirror,
     J: JobStore,
     R: JobStarter,
+    E: EventPublisher,
     I: IdempotencyStore,
 {
     fn serves(&self, path: &str) -> bool {

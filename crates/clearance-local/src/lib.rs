@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clearance_core::batch::{BatchSteps, JobStarter};
 use clearance_core::idempotency::IdempotencyConfig;
 use clearance_core::read::{ReadConfig, ReadService};
-use clearance_core::write::{WriteConfig, WriteService};
+use clearance_core::write::{WriteConfig, WritePorts, WriteService};
 use clearance_dynamo::{DynamoIdempotencyStore, DynamoJobStore, DynamoScopeMirror, DynamoSnapshotStore};
 use clearance_http::{JobsApi, ReadApi, WriteApi};
 use clearance_pg::batch::PgBatchLedger;
@@ -25,6 +25,7 @@ pub type Write<R = Runner> = WriteApi<
     DynamoScopeMirror,
     DynamoJobStore,
     R,
+    EventBridgePublisher,
     DynamoIdempotencyStore,
 >;
 pub type Jobs = JobsApi<DynamoJobStore>;
@@ -84,20 +85,24 @@ impl<R: JobStarter> LocalStack<R> {
         let store = DynamoSnapshotStore::new(dynamo.clone(), table);
         let mirror = DynamoScopeMirror::new(dynamo.clone(), table);
         let jobs = DynamoJobStore::new(dynamo.clone(), table);
+        let publisher = EventBridgePublisher::new(events.clone(), config.event_bus.clone());
         let steps = Arc::new(BatchSteps {
             jobs: jobs.clone(),
             ledger: PgBatchLedger::new(pool.clone()),
-            events: EventBridgePublisher::new(events.clone(), config.event_bus.clone()),
+            events: publisher.clone(),
             mirror: mirror.clone(),
         });
         let read =
             ReadService::new(PgLedgerReader::new(pool.clone()), store.clone(), mirror.clone(), config.read);
         let write = WriteService::new(
-            store,
-            PgClearanceLedger::new(pool),
-            mirror,
-            jobs.clone(),
-            starter(Arc::clone(&steps)),
+            WritePorts {
+                store,
+                ledger: PgClearanceLedger::new(pool),
+                mirror,
+                jobs: jobs.clone(),
+                starter: starter(Arc::clone(&steps)),
+                events: publisher,
+            },
             config.write,
         );
         Self {
