@@ -66,3 +66,28 @@ api POST /v1/clearances "$body" "demo-$$-clear-2" | show "the same rows from the
 api POST "/v1/clearances/$clearance/reversal" '{"reason": "demo: check returned by the bank"}' "demo-$$-reverse-1" \
   | show "reversal: a new ledger entry, the rows open again"
 api POST "/v1/clearances/$clearance/reversal" '{"reason": "again"}' "demo-$$-reverse-2" | show "a second reversal"
+
+echo "== 7. a batch: every open USD row of the heavy treaty, cleared as one job"
+heavy='{"treaty_ids": ["TR-0001"], "period_from": "2021-01", "period_to": "2025-12", "currency": "USD", "status": "open"}'
+api POST /v1/searches "$heavy" > .dev/demo-heavy.json
+show "search TR-0001, all periods, open USD" < .dev/demo-heavy.json
+body=$(python3 scripts/demo_clearance.py all < .dev/demo-heavy.json)
+started=$(date +%s.%N)
+api POST /v1/clearances "$body" "demo-$$-batch-1" > .dev/demo-job.json
+show "POST /v1/clearances: above the sync limit, so a job, answered at once" < .dev/demo-job.json
+job=$(field job_id < .dev/demo-job.json)
+last=""
+for _ in $(seq 1 1200); do   # at most 5 minutes
+  api GET "/v1/jobs/$job" > .dev/demo-job.json
+  line=$(python3 scripts/show_answer.py "  progress" < .dev/demo-job.json | sed -n 2p)
+  [ "$line" != "$last" ] && echo "$line" && last="$line"
+  state=$(field state < .dev/demo-job.json)
+  [ "$state" != "running" ] && break
+  sleep 0.25
+done
+python3 -c "import sys; print(f'  job {sys.argv[1]} {sys.argv[2]} in {float(sys.argv[4]) - float(sys.argv[3]):.1f} s end to end')" \
+  "$job" "$state" "$started" "$(date +%s.%N)"
+batch_clearance=$(field clearance_id < .dev/demo-job.json)
+api GET "/v1/clearances/$batch_clearance" | show "the batch's clearance"
+api POST "/v1/clearances/$batch_clearance/reversal" '{"reason": "demo: put the heavy treaty back for the next run"}' \
+  "demo-$$-batch-reverse" | show "its reversal (so the demo runs again on the same data)"

@@ -8,7 +8,7 @@ body = json.loads("\n".join(text[:-1]))
 label = sys.argv[1]
 print(f"{label}: HTTP {status} in {float(secs) * 1000:.0f} ms (client side)"
       + (" [Idempotency-Replayed: true]" if replayed == ["true"] else ""))
-if "error" in body:
+if isinstance(body.get("error"), str):
     print(f"  {body['error']}: {body['message']}")
 if "cache" in body:
     t = body["timings_ms"]
@@ -24,7 +24,7 @@ if "rows" in page:
         print(f"    {r['id'][:8]} {r['cedent_id']} {r['accounting_period']} {r['amount']:>14} {r['currency']} v{r['row_version']}")
 if "moved_ids" in body:
     print(f"  moved since the snapshot: {len(body['moved_ids'])} rows, e.g. {body['moved_ids'][0][:8]}")
-if "clearance_id" in body:
+if "clearance_id" in body and "check" in body:
     check = body["check"]
     print(f"  clearance {body['clearance_id']} {body['state']}: {body['row_count']} rows of {body['treaty_id']}, "
           f"cleared {body['cleared_total']} {body['currency']}, difference {body['difference']}")
@@ -35,3 +35,7 @@ if "clearance_id" in body:
     if body.get("reversal"):
         r = body["reversal"]
         print(f"  reversed by {r['operator_id']}: {r['reason']}")
+if "job_id" in body:
+    print(f"  job {body['job_id']} {body['state']}: {body['chunks_done']}/{body['chunks_total']} chunks, "
+          f"{body['row_count']} rows" + (f", clearance {body['clearance_id']}" if body.get("clearance_id") else "")
+          + (f", error {body['error']['code']}: {body['error']['message']}" if body.get("error") else ""))

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Instant;
 
+mod batch_figures;
 mod read_figures;
 mod write_figures;
 
@@ -26,6 +27,10 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
 const BENCH_DB: &str = "clearance_bench";
+/// About 100K rows of one currency on the 1M-row ledger.
+const BATCH_FILTER: &str = r#"{"treaty_ids":["TR-0002"],"period_from":"2021-01","period_to":"2024-07","currency":"EUR","status":"open"}"#;
+/// The heavy treaty's USD rows on the large ledger.
+const BATCH_LARGE_FILTER: &str = r#"{"treaty_ids":["TR-0001"],"period_from":"2021-01","period_to":"2025-12","currency":"USD","status":"open"}"#;
 const ROWS_MAX: u64 = 5_000_000;
 const RUNS_MAX: u32 = 21;
 
@@ -86,6 +91,8 @@ struct ReadResults {
     clear_retry_ms: f64,
     clear_retry_rows_changed: u64,
     sync_clears: write_figures::SyncClears,
+    batch: batch_figures::BatchFigure,
+    batch_large: Option<batch_figures::BatchFigure>,
 }
 
 fn with_database(url: &str, database: &str) -> String {
@@ -156,6 +163,8 @@ async fn read_path(args: &Args, pool: &PgPool) -> anyhow::Result<ReadResults> {
         progress("one clear of 100K rows in PostgreSQL, then its identical retry");
         let (clear_100k_ms, clear_100k_rows, clear_retry_ms, clear_retry_rows_changed) =
             read_figures::big_clear(pool, "TR-0001", "USD", 100_000).await?;
+        progress("a batch job of ~100K rows (TR-0002, EUR, 2021-01..2024-07) end to end");
+        let batch = batch_figures::batch_clear(&bench_url, &table, BATCH_FILTER).await?;
         anyhow::Ok(ReadResults {
             treaty: treaty.to_owned(),
             rows,
@@ -173,6 +182,8 @@ async fn read_path(args: &Args, pool: &PgPool) -> anyhow::Result<ReadResults> {
             clear_retry_ms,
             clear_retry_rows_changed,
             sync_clears,
+            batch,
+            batch_large: None,
         })
     }
     .await;
@@ -180,7 +191,10 @@ async fn read_path(args: &Args, pool: &PgPool) -> anyhow::Result<ReadResults> {
     result
 }
 
-async fn large_search(args: &Args, server: &PgConnectOptions) -> anyhow::Result<ColdSearch> {
+async fn large_search(
+    args: &Args,
+    server: &PgConnectOptions,
+) -> anyhow::Result<(ColdSearch, batch_figures::BatchFigure)> {
     let db = fresh_db(server).await?;
     progress(&format!("large ledger: loading {} rows", args.large_rows));
     clearance_pg::load::load(&db, &mut Generator::new(1).with_rows(args.large_rows)).await?;
@@ -189,12 +203,14 @@ async fn large_search(args: &Args, server: &PgConnectOptions) -> anyhow::Result<
     let table = format!("clearance-bench-large-{}", std::process::id());
     clearance_dynamo::table::create(&client, &table).await?;
     progress("cold search of TR-0001 on the large ledger (child process)");
-    let result = read_figures::cold_search_in_child(
-        &with_database(&args.database_url, BENCH_DB),
-        &table,
-        "TR-0001",
-        "bench-large",
-    );
+    let url = with_database(&args.database_url, BENCH_DB);
+    let result = async {
+        let search = read_figures::cold_search_in_child(&url, &table, "TR-0001", "bench-large")?;
+        progress("a batch job of the heavy treaty's USD rows on the large ledger");
+        let batch = batch_figures::batch_clear(&url, &table, BATCH_LARGE_FILTER).await?;
+        anyhow::Ok((search, batch))
+    }
+    .await;
     clearance_dynamo::table::delete(&client, &table).await?;
     result
 }
@@ -346,7 +362,9 @@ async fn main() -> anyhow::Result<()> {
     pool.close().await;
     if args.large_rows > 0 {
         anyhow::ensure!(args.large_rows <= ROWS_MAX, "at most {ROWS_MAX} rows");
-        read_path.large = Some(large_search(&args, &server).await?);
+        let (search, batch) = large_search(&args, &server).await?;
+        read_path.large = Some(search);
+        read_path.batch_large = Some(batch);
     }
     drop_db(&server).await?;
 
@@ -435,6 +453,12 @@ async fn main() -> anyhow::Result<()> {
         "| sync clear of {} rows, {} concurrent operators on one treaty ({} clears, through the router) | p50 {:.0} ms, p99 {:.0} ms; {} refused; split p50: snapshot {:.0} / PostgreSQL {:.0} (p99 {:.0}) / read-back {:.0} ms; one at a time p50 {:.0} ms ({:.0} / {:.0} / {:.0}) |",
         s.rows_per_clear, s.operators, s.clears, s.p50_ms, s.p99_ms, s.refused, s.snapshot_p50_ms, s.ledger_p50_ms, s.ledger_p99_ms, s.read_back_p50_ms, s.single_p50_ms, s.single_split_p50_ms[0], s.single_split_p50_ms[1], s.single_split_p50_ms[2]
     );
+    for b in std::iter::once(&r.batch).chain(r.batch_large.as_ref()) {
+        println!(
+            "| batch clear of {} rows ({} chunks), end to end: accepted (202) / workflow / total; PostgreSQL time (reserve + finalize) | {:.0} / {:.0} / {:.0} ms; DB {:.0} ms ({:.0} + {:.0}) |",
+            b.rows, b.chunks, b.accept_ms, b.run_ms, b.end_to_end_ms, b.db_ms, b.reserve_ms, b.finalize_ms
+        );
+    }
     eprintln!("bench: wrote {}", args.out.display());
     Ok(())
 }

@@ -65,6 +65,45 @@ impl DynamoJobStore {
     }
 }
 
+impl DynamoJobStore {
+    /// The jobs still running, found by a scan: for the local server, which
+    /// runs jobs in process, to resume them after a restart. (In AWS, Step
+    /// Functions carries on by itself.) Bounded to `pages` scan pages.
+    ///
+    /// # Errors
+    /// When a scan fails.
+    pub async fn running_jobs(&self, pages: usize) -> Result<Vec<Uuid>, BackendError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        for _ in 0..pages {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :job) AND #state = :running")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":job", AttributeValue::S("job#".into()))
+                .expression_attribute_values(":running", AttributeValue::S(JobState::Running.as_str().into()))
+                .projection_expression("pk")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in out.items.unwrap_or_default() {
+                let id = item.get("pk").and_then(|v| v.as_s().ok()).and_then(|pk| pk.strip_prefix("job#"));
+                if let Some(id) = id.and_then(|id| Uuid::try_parse(id).ok()) {
+                    found.push(id);
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(found)
+    }
+}
+
 fn status_of(job_id: Uuid, item: &HashMap<String, AttributeValue>) -> Result<JobStatus, BackendError> {
     let error = match item.get("error").and_then(|v| v.as_s().ok()) {
         Some(json) => Some(serde_json::from_str::<JobFailure>(json).map_err(|_| corrupt("error"))?),

@@ -11,6 +11,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use clearance_core::access::Identity;
+use clearance_core::batch::JobStarter;
 use clearance_core::idempotency::IdempotencyConfig;
 use clearance_core::read::ReadConfig;
 use clearance_core::snapshot::InputError;
@@ -101,6 +102,14 @@ async fn main() -> anyhow::Result<()> {
         ..StackConfig::new(env.table.clone(), event_bus)
     };
     let app = Arc::new(LocalStack::new(pool, &dynamo, &events, &config));
+    // Jobs run in this process: those a previous run left running resume
+    // (their steps are idempotent), as Step Functions would carry them on.
+    let jobs = clearance_dynamo::DynamoJobStore::new(dynamo.clone(), env.table.clone());
+    let runner = clearance_workflow::LocalRunner::new(Arc::clone(&app.steps));
+    for job_id in jobs.running_jobs(100).await.context("finding running jobs")? {
+        eprintln!("clearance-local: resuming job {job_id}");
+        runner.start(job_id).await.context("resuming a job")?;
+    }
     let router = axum::Router::new().fallback(handle).with_state(app);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     eprintln!("clearance-local: serving on http://{addr}");

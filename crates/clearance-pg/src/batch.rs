@@ -101,7 +101,7 @@ impl BatchLedger for PgBatchLedger {
              SET status = 'pending', clearance_id = $4, row_version = t.row_version + 1
              FROM unnest($1::uuid[], $2::date[], $3::bigint[]) AS s(id, accounting_period, row_version)
              WHERE t.treaty_id = {treaty_sql} AND t.accounting_period = s.accounting_period AND t.id = s.id
-               AND t.status = 'open' AND t.row_version = s.row_version"
+               AND t.row_version = s.row_version"
         ))
         .bind(&ids)
         .bind(&periods)

@@ -1,0 +1,169 @@
+//! Batch figures: one job end to end through the router (search not
+//! counted; POST /v1/clearances → 202, then the workflow run by the
+//! in-process runner's `run_job` until it succeeds) and the time spent in
+//! PostgreSQL by its steps (every call of the batch ledger, summed).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use clearance_core::access::Identity;
+use clearance_core::batch::{BatchLedger, BatchSteps, JobScope, JobStarter, RETRY};
+use clearance_core::clearance::{Check, ClearanceHeader, Posting, SnapshotRowRef};
+use clearance_core::ports::{BackendError, LedgerWriteError, Posted};
+use clearance_dynamo::{DynamoJobStore, DynamoScopeMirror};
+use clearance_http::{Api, ApiRequest};
+use clearance_local::{LocalStack, StackConfig};
+use clearance_pg::batch::PgBatchLedger;
+use clearance_pg::PoolLimits;
+use clearance_workflow::{run_job, EventBridgePublisher, RunOutcome};
+use http::{HeaderMap, HeaderValue, Method};
+use serde::Serialize;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchFigure {
+    pub filter: String,
+    pub rows: u64,
+    pub chunks: u64,
+    /// POST /v1/clearances until the 202 (snapshot read, plan, job stored).
+    pub accept_ms: f64,
+    /// The workflow, plan to finalize.
+    pub run_ms: f64,
+    pub end_to_end_ms: f64,
+    /// Time inside PostgreSQL calls of the steps (reserve, finalize).
+    pub db_ms: f64,
+    pub reserve_ms: f64,
+    pub finalize_ms: f64,
+}
+
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<Uuid>>>);
+
+impl JobStarter for Recorder {
+    async fn start(&self, job_id: Uuid) -> Result<(), BackendError> {
+        self.0.lock().map_err(|_| BackendError::new("poisoned"))?.push(job_id);
+        Ok(())
+    }
+}
+
+/// The real batch ledger, timing its calls.
+struct Timed {
+    inner: PgBatchLedger,
+    reserve_us: AtomicU64,
+    finalize_us: AtomicU64,
+}
+
+impl BatchLedger for Timed {
+    async fn reserve(&self, scope: &JobScope, rows: &[SnapshotRowRef]) -> Result<u64, LedgerWriteError> {
+        let started = Instant::now();
+        let out = self.inner.reserve(scope, rows).await;
+        self.reserve_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        out
+    }
+
+    async fn finalize(
+        &self,
+        scope: &JobScope,
+        row_count: u64,
+        check: &Check,
+        posting: &Posting,
+        header: &ClearanceHeader,
+    ) -> Result<Posted, LedgerWriteError> {
+        let started = Instant::now();
+        let out = self.inner.finalize(scope, row_count, check, posting, header).await;
+        self.finalize_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        out
+    }
+
+    async fn release(&self, scope: &JobScope) -> Result<Posted, LedgerWriteError> {
+        self.inner.release(scope).await
+    }
+}
+
+async fn call<A: Api>(api: &A, method: Method, path: &str, body: &[u8], key: Option<&str>) -> (u16, Vec<u8>) {
+    let mut headers = HeaderMap::new();
+    if let Some(value) = key.and_then(|k| HeaderValue::from_str(k).ok()) {
+        headers.insert("idempotency-key", value);
+    }
+    let response = api
+        .handle(ApiRequest {
+            method: &method,
+            path,
+            query: None,
+            body,
+            headers: &headers,
+            identity: Some(Identity::parse("bench-batch", "*")),
+            now_secs: chrono::Utc::now().timestamp(),
+        })
+        .await;
+    (response.status().as_u16(), response.into_body().to_vec())
+}
+
+/// Clears every row `filter` finds (one currency) as one job.
+pub async fn batch_clear(database_url: &str, table: &str, filter: &str) -> anyhow::Result<BatchFigure> {
+    let pool =
+        clearance_pg::connect(database_url, PoolLimits { connections_max: 4, ..PoolLimits::default() })
+            .await?;
+    let client = clearance_dynamo::client_from_env().await;
+    let events = EventBridgePublisher::client_from_env().await;
+    let bus = format!("{table}-bus");
+    clearance_workflow::events::ensure_bus(&events, &bus).await?;
+    let recorder = Recorder::default();
+    let apis = LocalStack::with_starter(
+        pool.clone(),
+        &client,
+        &events,
+        &StackConfig::new(table, bus.clone()),
+        |_| recorder.clone(),
+    );
+    let (status, body) = call(&apis.read, Method::POST, "/v1/searches", filter.as_bytes(), None).await;
+    anyhow::ensure!(status == 200, "search: {}", String::from_utf8_lossy(&body));
+    let search: serde_json::Value = serde_json::from_slice(&body)?;
+    let total = search["totals"][0]["amount"].as_str().unwrap_or("0").to_owned();
+    anyhow::ensure!(search["totals"].as_array().map_or(0, Vec::len) == 1, "one currency");
+    let request = serde_json::json!({
+        "snapshot_id": search["snapshot_id"],
+        "version_token": search["version_token"],
+        "selection": { "all": true, "except": [] },
+        "check": { "number": "BENCH-BATCH", "amount": total, "currency": search["totals"][0]["currency"], "received_on": "2024-06-30" },
+    })
+    .to_string();
+
+    let started = Instant::now();
+    let (status, body) =
+        call(&apis.write, Method::POST, "/v1/clearances", request.as_bytes(), Some("bench-batch")).await;
+    let accept_ms = started.elapsed().as_secs_f64() * 1e3;
+    anyhow::ensure!(status == 202, "expected a job: {}", String::from_utf8_lossy(&body));
+    let job: serde_json::Value = serde_json::from_slice(&body)?;
+    let job_id = Uuid::try_parse(job["job_id"].as_str().unwrap_or_default())?;
+    let steps = BatchSteps {
+        jobs: DynamoJobStore::new(client.clone(), table),
+        ledger: Timed {
+            inner: PgBatchLedger::new(pool.clone()),
+            reserve_us: AtomicU64::new(0),
+            finalize_us: AtomicU64::new(0),
+        },
+        events: EventBridgePublisher::new(events, bus),
+        mirror: DynamoScopeMirror::new(client, table),
+    };
+    let running = Instant::now();
+    let outcome = run_job(&steps, job_id, RETRY).await;
+    let run_ms = running.elapsed().as_secs_f64() * 1e3;
+    anyhow::ensure!(matches!(outcome, RunOutcome::Succeeded(_)), "the bench job ended {outcome:?}");
+    let end_to_end_ms = started.elapsed().as_secs_f64() * 1e3;
+    let reserve_ms = steps.ledger.reserve_us.load(Ordering::Relaxed) as f64 / 1e3;
+    let finalize_ms = steps.ledger.finalize_us.load(Ordering::Relaxed) as f64 / 1e3;
+    pool.close().await;
+    Ok(BatchFigure {
+        filter: filter.to_owned(),
+        rows: job["row_count"].as_u64().unwrap_or(0),
+        chunks: job["chunks_total"].as_u64().unwrap_or(0),
+        accept_ms,
+        run_ms,
+        end_to_end_ms,
+        db_ms: reserve_ms + finalize_ms,
+        reserve_ms,
+        finalize_ms,
+    })
+}
