@@ -443,7 +443,9 @@ impl<J: JobStore, B: BatchLedger, E: EventPublisher, M: ScopeMirror> BatchSteps<
         let (check, posting, header) = plan.posting()?;
         let posted = self.ledger.finalize(&scope, plan.row_count, &check, &posting, &header).await?;
         if !posted.already_posted {
-            let _ = self.mirror.publish(&[(scope.treaty, posted.scope_version)]).await;
+            if let Err(e) = self.mirror.publish(&[(scope.treaty, posted.scope_version)]).await {
+                crate::ports::mirror_not_raised(&e);
+            }
         }
         self.jobs.finish(job_id, JobState::Succeeded, Some(plan.clearance_id), None, now_secs).await?;
         self.events
@@ -475,7 +477,9 @@ impl<J: JobStore, B: BatchLedger, E: EventPublisher, M: ScopeMirror> BatchSteps<
         let scope = plan.scope()?;
         let released = self.ledger.release(&scope).await?;
         if released.rows > 0 {
-            let _ = self.mirror.publish(&[(scope.treaty, released.scope_version)]).await;
+            if let Err(e) = self.mirror.publish(&[(scope.treaty, released.scope_version)]).await {
+                crate::ports::mirror_not_raised(&e);
+            }
         }
         self.jobs.finish(job_id, JobState::Failed, None, Some(failure), now_secs).await?;
         self.events

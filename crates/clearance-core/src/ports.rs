@@ -27,6 +27,12 @@ impl BackendError {
     }
 }
 
+/// Logs a scope-mirror publish that failed. The mirror is advisory: the
+/// ledger holds the truth and the next search raises it again.
+pub(crate) fn mirror_not_raised(err: &BackendError) {
+    tracing::warn!(error = %err, "scope mirror not raised: page reads may miss the stale flag until the next search");
+}
+
 pub type RowStream<'a> = Pin<Box<dyn Stream<Item = Result<LedgerRow, BackendError>> + Send + 'a>>;
 
 /// The ledger as the read path sees it.

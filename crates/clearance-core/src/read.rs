@@ -222,7 +222,9 @@ impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadService<L, S, M> {
         self.store.put_meta(&meta).await?;
         // A miss means the scope may have moved: raise the mirror the page
         // reads consult. Advisory: a failure here does not fail the search.
-        let _ = self.mirror.publish(meta.version_token.versions()).await;
+        if let Err(e) = self.mirror.publish(meta.version_token.versions()).await {
+            crate::ports::mirror_not_raised(&e);
+        }
         timings.store += storing.elapsed();
 
         let first = first.ok_or(ReadError::Chunk(ChunkError::Corrupt("a snapshot without page 0".into())))?;

@@ -233,7 +233,9 @@ where
             row_count: u64::from(record.row_count),
             error: None,
         };
-        let _ = self.events.publish(&event).await;
+        if let Err(e) = self.events.publish(&event).await {
+            tracing::warn!(error = %e, event_id = %event.event_id, kind = event.kind, "event not published");
+        }
     }
 
     pub fn config(&self) -> WriteConfig {
@@ -340,7 +342,9 @@ where
             // Advisory: page reads of older snapshots now say stale. The
             // ledger already holds the truth, so a failure here fails nothing.
             if !posted.already_posted {
-                let _ = self.mirror.publish(&[(treaty, posted.scope_version)]).await;
+                if let Err(e) = self.mirror.publish(&[(treaty, posted.scope_version)]).await {
+                    crate::ports::mirror_not_raised(&e);
+                }
             }
         })
         .await;
@@ -455,7 +459,9 @@ where
         let posted = self.ledger.reverse(&header).await?;
         let ledger = started.elapsed();
         if !posted.already_posted {
-            let _ = self.mirror.publish(&[(record.treaty_id, posted.scope_version)]).await;
+            if let Err(e) = self.mirror.publish(&[(record.treaty_id, posted.scope_version)]).await {
+                crate::ports::mirror_not_raised(&e);
+            }
         }
         let record = self
             .ledger
