@@ -16,6 +16,8 @@ echo "== fmt"
 cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== cfn-lint"
+.dev/venv/bin/cfn-lint template.yaml
 echo "== tests"
 log=.dev/test.log
 status=0

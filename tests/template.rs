@@ -1,0 +1,144 @@
+//! `template.yaml` against the code it deploys: every function is a binary
+//! in `functions/` and every binary a function; each function gets the
+//! environment its code reads; each function's IAM actions are exactly the
+//! ones its code path calls; the state machine is `infra/`'s, calling the
+//! batch function.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde_yaml::Value;
+
+const TEMPLATE: &str = include_str!("../template.yaml");
+
+/// Per binary: the AWS actions its code path calls (the adapters it
+/// composes) and the environment it reads beyond the global ones.
+fn expected() -> BTreeMap<&'static str, (Vec<&'static str>, Vec<&'static str>)> {
+    BTreeMap::from([
+        (
+            // Snapshots (meta, chunks), the scope mirror: read and write.
+            "clearance-read",
+            (
+                vec![
+                    "dynamodb:BatchGetItem",
+                    "dynamodb:BatchWriteItem",
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                ],
+                vec!["CLEARANCE_APP_DATABASE_URL"],
+            ),
+        ),
+        (
+            // Snapshots read, idempotency records (claim, complete, release),
+            // jobs created, the mirror raised, executions started, events.
+            "clearance-write",
+            (
+                vec![
+                    "dynamodb:BatchGetItem",
+                    "dynamodb:BatchWriteItem",
+                    "dynamodb:DeleteItem",
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "events:PutEvents",
+                    "states:StartExecution",
+                ],
+                vec!["CLEARANCE_APP_DATABASE_URL", "CLEARANCE_STATE_MACHINE_ARN", "CLEARANCE_EVENT_BUS"],
+            ),
+        ),
+        ("clearance-jobs", (vec!["dynamodb:GetItem"], vec![])),
+        (
+            // Job plan and chunks read, counters and end written, the mirror
+            // raised, events.
+            "clearance-batch",
+            (
+                vec!["dynamodb:GetItem", "dynamodb:UpdateItem", "events:PutEvents"],
+                vec!["CLEARANCE_APP_DATABASE_URL", "CLEARANCE_EVENT_BUS"],
+            ),
+        ),
+    ])
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Sequence(items) => items.iter().flat_map(strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn the_template_deploys_exactly_the_functions_with_what_they_need() -> Result<(), Box<dyn std::error::Error>>
+{
+    let template: Value = serde_yaml::from_str(TEMPLATE)?;
+    let resources = template["Resources"].as_mapping().ok_or("no Resources")?;
+    let global_env: BTreeSet<String> = template["Globals"]["Function"]["Environment"]["Variables"]
+        .as_mapping()
+        .map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut deployed = BTreeSet::new();
+    let expected = expected();
+    for (name, resource) in resources {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let name = name.as_str().unwrap_or_default();
+        assert_eq!(resource["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"), "{name}");
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str().ok_or("no Binary")?;
+        let main = root.join("functions").join(binary).join("src/main.rs");
+        assert!(main.exists(), "{name} builds {binary}, which is not a binary in functions/");
+        deployed.insert(binary.to_owned());
+        let (actions, env) = expected.get(binary).ok_or_else(|| format!("{binary} has no expectation"))?;
+
+        let mut granted = BTreeSet::new();
+        for policy in resource["Properties"]["Policies"].as_sequence().into_iter().flatten() {
+            for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+                assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+                granted.extend(strings(&statement["Action"]));
+            }
+        }
+        let wanted: BTreeSet<String> = actions.iter().map(|a| (*a).to_owned()).collect();
+        assert_eq!(granted, wanted, "{name}: IAM actions granted = those its code calls");
+
+        let own: BTreeSet<String> = resource["Properties"]["Environment"]["Variables"]
+            .as_mapping()
+            .map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        for var in env.iter().chain(["CLEARANCE_TABLE"].iter()) {
+            assert!(own.contains(*var) || global_env.contains(*var), "{name} does not set {var}");
+        }
+        // Every variable the function's own main reads is set.
+        let source = std::fs::read_to_string(&main)?;
+        for (i, _) in source.match_indices("\"CLEARANCE_") {
+            let var: String =
+                source[i + 1..].chars().take_while(|c| c.is_ascii_uppercase() || *c == '_').collect();
+            assert!(own.contains(&var) || global_env.contains(&var), "{name} reads {var}, which is not set");
+        }
+        let in_vpc = !resource["Properties"]["VpcConfig"].is_null();
+        assert_eq!(
+            in_vpc,
+            env.contains(&"CLEARANCE_APP_DATABASE_URL"),
+            "{name}: in the VPC exactly when it uses the database"
+        );
+    }
+    let binaries: BTreeSet<String> = std::fs::read_dir(root.join("functions"))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("Cargo.toml").exists())
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .collect();
+    assert_eq!(deployed, binaries, "every binary in functions/ is deployed, once");
+
+    let machine = &template["Resources"]["BatchStateMachine"]["Properties"];
+    assert_eq!(machine["Type"].as_str(), Some("STANDARD"));
+    assert_eq!(machine["DefinitionUri"].as_str(), Some("infra/batch-clearing.asl.json"));
+    assert!(root.join("infra/batch-clearing.asl.json").exists());
+    let arn = &machine["DefinitionSubstitutions"]["BatchFunctionArn"];
+    assert_eq!(
+        serde_yaml::to_string(arn)?.trim(),
+        "!GetAtt BatchFunction.Arn",
+        "the Tasks are the batch function"
+    );
+    Ok(())
+}
