@@ -20,6 +20,17 @@ use clearance_core::read::ReadError;
 use clearance_core::snapshot::{InputError, SearchFilter};
 use http::{HeaderMap, Method, Response, StatusCode};
 
+/// Every route the APIs serve, as (method, path template): the OpenAPI
+/// document lists exactly these (a test compares them).
+pub const ROUTES: [(&str, &str); 6] = [
+    ("POST", "/v1/searches"),
+    ("GET", "/v1/searches/{id}/pages/{n}"),
+    ("POST", "/v1/clearances"),
+    ("GET", "/v1/clearances/{id}"),
+    ("POST", "/v1/clearances/{id}/reversal"),
+    ("GET", "/v1/jobs/{id}"),
+];
+
 /// Largest request body accepted on any route.
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
 /// Longest query string accepted.

@@ -1,0 +1,158 @@
+//! `openapi.yaml` against the served API: the same routes as the local
+//! server serves (each answered by a handler, not `route_not_found`), request
+//! examples the handlers' own wire types accept, and the required fields of
+//! each response schema present in real answers.
+
+use std::collections::BTreeSet;
+
+use clearance_core::write::WriteConfig;
+use clearance_http::wire::{ClearanceRequestWire, ReversalRequestWire, SearchRequest};
+use clearance_http::{Api, ROUTES};
+use clearance_tests::write_api::{check_for, clearance_body, search, send, LocalStack, Reply, Row, Stack};
+use http::Method;
+use serde_yaml::Value;
+
+const DOC: &str = include_str!("../openapi.yaml");
+
+fn doc() -> Result<Value, serde_yaml::Error> {
+    serde_yaml::from_str(DOC)
+}
+
+/// Resolves a local `$ref`.
+fn resolve<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
+    match value["$ref"].as_str().and_then(|r| r.strip_prefix("#/")) {
+        Some(path) => path.split('/').fold(doc, |v, key| &v[key]),
+        None => value,
+    }
+}
+
+fn required(doc: &Value, schema: &str) -> Vec<String> {
+    doc["components"]["schemas"][schema]["required"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+async fn route<R: clearance_core::batch::JobStarter>(
+    apis: &LocalStack<R>,
+    method: Method,
+    path: &str,
+    body: &[u8],
+    key: Option<&str>,
+) -> Reply {
+    let who = Some(("op-doc", "*"));
+    if apis.read.serves(path) {
+        send(&apis.read, method, path, body, who, key).await
+    } else if apis.write.serves(path) {
+        send(&apis.write, method, path, body, who, key).await
+    } else {
+        send(&apis.jobs, method, path, body, who, key).await
+    }
+}
+
+fn assert_has(doc: &Value, schema: &str, reply: &Reply) {
+    for field in required(doc, schema) {
+        assert!(
+            reply.json.get(&field).is_some(),
+            "{schema}.{field} missing from a real answer: {}",
+            reply.json
+        );
+    }
+}
+
+#[test]
+fn the_document_lists_exactly_the_routes_and_its_examples_parse() -> Result<(), Box<dyn std::error::Error>> {
+    let doc = doc()?;
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_mapping().ok_or("no paths")? {
+        for (method, op) in item.as_mapping().ok_or("no operations")? {
+            let method = method.as_str().unwrap_or_default().to_uppercase();
+            documented.insert((method.clone(), path.as_str().unwrap_or_default().to_owned()));
+            let responses = op["responses"].as_mapping().ok_or("no responses")?;
+            for (status, response) in responses {
+                let response = resolve(&doc, response);
+                assert!(
+                    response["description"].is_string(),
+                    "{method} {path:?} {status:?} has no description"
+                );
+            }
+            if let Some(example) = op["requestBody"]["content"]["application/json"]["example"].as_mapping() {
+                let json = serde_json::to_vec(&example)?;
+                let parsed = match path.as_str().unwrap_or_default() {
+                    "/v1/searches" => serde_json::from_slice::<SearchRequest>(&json).map(|_| ()),
+                    "/v1/clearances" => serde_json::from_slice::<ClearanceRequestWire>(&json).map(|_| ()),
+                    _ => serde_json::from_slice::<ReversalRequestWire>(&json).map(|_| ()),
+                };
+                parsed.map_err(|e| format!("the example of {method} {path:?} is refused: {e}"))?;
+            }
+        }
+    }
+    let served: BTreeSet<(String, String)> =
+        ROUTES.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())).collect();
+    assert_eq!(documented, served, "openapi.yaml documents exactly the served routes");
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_documented_route_is_served_and_answers_in_its_documented_shape() -> anyhow::Result<()> {
+    let doc = doc()?;
+    let stack = Stack::new(20_000).await?;
+    let apis = stack.apis(WriteConfig { sync_rows_max: 5, ..WriteConfig::default() }).await?;
+    let nil = uuid::Uuid::nil();
+    for (method, template) in ROUTES {
+        let path = template.replace("{id}", &nil.to_string()).replace("{n}", "0");
+        let method = Method::from_bytes(method.as_bytes())?;
+        let reply = route(&apis, method.clone(), &path, b"{}", Some("doc-probe")).await;
+        assert!(
+            reply.json["error"] != "route_not_found" && reply.status != 405,
+            "{method} {path} is not served: {}",
+            reply.json
+        );
+        let documented = doc["paths"][template][method.as_str().to_lowercase()]["responses"]
+            [reply.status.to_string()]
+        .is_mapping();
+        assert!(
+            documented,
+            "{method} {template} answered {}, which the document does not list",
+            reply.status
+        );
+    }
+
+    // Real answers carry every field their schema requires.
+    let filter =
+        r#"{"treaty_ids": ["TR-0001"], "period_from": "2024-01", "period_to": "2024-03", "currency": "USD"}"#;
+    let searched = route(&apis, Method::POST, "/v1/searches", filter.as_bytes(), None).await;
+    assert_has(&doc, "SearchResponse", &searched);
+    assert_has(&doc, "Page", &Reply { json: searched.json["page"].clone(), ..searched.clone() });
+    let snap = search(&apis, "op-doc", filter).await?;
+    let rows: Vec<&Row> =
+        snap.rows.iter().filter(|r| r.amount > rust_decimal::Decimal::ZERO).take(3).collect();
+    let (check, allow) = check_for(&rows);
+    let posted =
+        route(&apis, Method::POST, "/v1/clearances", &clearance_body(&snap, &rows, check, allow), Some("d1"))
+            .await;
+    assert_eq!(posted.status, 201, "{}", posted.json);
+    assert_has(&doc, "Clearance", &posted);
+    let many: Vec<&Row> =
+        snap.rows.iter().skip(3).filter(|r| r.amount > rust_decimal::Decimal::ZERO).take(10).collect();
+    let (check, allow) = check_for(&many);
+    let started =
+        route(&apis, Method::POST, "/v1/clearances", &clearance_body(&snap, &many, check, allow), Some("d2"))
+            .await;
+    assert_eq!(started.status, 202, "{}", started.json);
+    assert_has(&doc, "Job", &started);
+    let job = route(
+        &apis,
+        Method::GET,
+        &format!("/v1/jobs/{}", started.json["job_id"].as_str().unwrap_or("")),
+        b"",
+        None,
+    )
+    .await;
+    assert_has(&doc, "Job", &job);
+    let refused = route(&apis, Method::POST, "/v1/clearances", b"{", Some("d3")).await;
+    assert_has(&doc, "Error", &refused);
+    stack.drop().await
+}
