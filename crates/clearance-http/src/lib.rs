@@ -5,6 +5,7 @@
 
 pub mod config;
 mod jobs;
+pub mod metrics;
 mod read;
 pub mod wire;
 mod write;

@@ -6,6 +6,7 @@ use clearance_core::read::ReadService;
 use clearance_core::snapshot::SnapshotId;
 use http::{Method, Response, StatusCode};
 
+use crate::metrics::{self, Unit};
 use crate::{
     identity, json_response, method_not_allowed, parse_page_number, parse_search, parse_view,
     route_not_found, wire, Api, ApiError, ApiRequest,
@@ -40,6 +41,23 @@ impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadApi<L, S, M> {
                 let who = identity(request.identity)?;
                 let filter = parse_search(request.body)?;
                 let outcome = self.service.search(&who, &filter, request.now_secs).await?;
+                let t = &outcome.timings;
+                let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+                let hit = f64::from(u8::from(outcome.cache == clearance_core::read::CacheState::Hit));
+                tracing::info!(
+                    operator = who.operator.as_str(),
+                    snapshot_id = outcome.meta.id.as_str(),
+                    cache = outcome.cache.as_str(),
+                    rows = outcome.meta.row_count,
+                    "search"
+                );
+                metrics::emit(&[
+                    ("SearchSqlMs", ms(t.sql), Unit::Milliseconds),
+                    ("SearchEncodeMs", ms(t.encode), Unit::Milliseconds),
+                    ("SearchStoreMs", ms(t.store), Unit::Milliseconds),
+                    ("CacheHit", hit, Unit::Count),
+                    ("CacheMiss", 1.0 - hit, Unit::Count),
+                ]);
                 Ok(json_response(StatusCode::OK, wire::search_body(&outcome)))
             }
             (&Method::GET, ["v1", "searches", id, "pages", number]) => {

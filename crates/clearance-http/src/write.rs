@@ -17,6 +17,7 @@ use clearance_core::write::{ClearOutcome, ClearTimings, WriteError, WriteService
 use http::{HeaderValue, Method, Response, StatusCode};
 use uuid::Uuid;
 
+use crate::metrics::{self, Unit};
 use crate::wire::{self, ClearanceRequestWire, ReversalRequestWire, SERVER_OWNED_FIELDS};
 use crate::{
     check_body_size, identity, json_response, method_not_allowed, route_not_found, Api, ApiError, ApiRequest,
@@ -283,8 +284,32 @@ where
                 self.service.check_size(&clearance)?;
                 let now = request.now_secs;
                 self.idempotent(&who, &key, &request, || async {
-                    match self.service.clear(&who, &clearance, &key, now).await? {
+                    let outcome = self.service.clear(&who, &clearance, &key, now).await;
+                    if let Err(WriteError::Stale(ids)) = &outcome {
+                        tracing::info!(
+                            operator = who.operator.as_str(),
+                            snapshot_id = clearance.snapshot_id.as_str(),
+                            moved = ids.len(),
+                            "clearance refused: stale snapshot"
+                        );
+                        metrics::emit(&[("Conflicts", 1.0, Unit::Count)]);
+                    }
+                    match outcome? {
                         ClearOutcome::Posted(cleared) => {
+                            tracing::info!(
+                                operator = who.operator.as_str(),
+                                snapshot_id = clearance.snapshot_id.as_str(),
+                                clearance_id = %cleared.record.clearance_id,
+                                rows = cleared.record.row_count,
+                                replayed_from_ledger = cleared.already_posted,
+                                "clearance posted"
+                            );
+                            let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+                            metrics::emit(&[
+                                ("RowsCleared", f64::from(cleared.record.row_count), Unit::Count),
+                                ("ClearSnapshotMs", ms(cleared.timings.snapshot), Unit::Milliseconds),
+                                ("ClearLedgerMs", ms(cleared.timings.ledger), Unit::Milliseconds),
+                            ]);
                             let mut response =
                                 json_response(StatusCode::CREATED, wire::clearance_body(&cleared.record));
                             server_timing(&mut response, &cleared.timings);

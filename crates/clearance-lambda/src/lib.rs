@@ -10,6 +10,7 @@ use clearance_core::snapshot::InputError;
 use clearance_http::{Api, ApiRequest};
 use lambda_http::request::RequestContext;
 use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
+use tracing::Instrument;
 
 /// The caller's identity from the authorizer's claims; `None` without them.
 pub fn claims_identity(request: &Request) -> Option<Result<Identity, InputError>> {
@@ -23,16 +24,26 @@ pub fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-/// JSON logs to stdout (CloudWatch), filtered by `RUST_LOG`.
+/// JSON logs to stdout (CloudWatch), filtered by `RUST_LOG`, each line with
+/// the fields of its request span (request id, operator).
 pub fn init_logs() {
     tracing_subscriber::fmt()
         .json()
+        .with_current_span(true)
+        .with_span_list(false)
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
 }
 
-/// Handles one Lambda request with `api`.
+/// Handles one Lambda request with `api`, inside a span carrying the
+/// request id and the operator, so every log line of the request has them.
+/// One line per request: method, route, status, duration; never a body.
 pub async fn handle<A: Api>(api: &A, request: Request) -> Response<Body> {
+    let identity = claims_identity(&request);
+    let operator = identity.as_ref().and_then(|i| i.as_ref().ok()).map(|i| i.operator.as_str().to_owned());
+    let request_id = request.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
+    let span = tracing::info_span!("request", request_id, operator = operator.as_deref().unwrap_or("-"));
+    let started = std::time::Instant::now();
     let response = api
         .handle(ApiRequest {
             method: request.method(),
@@ -40,10 +51,20 @@ pub async fn handle<A: Api>(api: &A, request: Request) -> Response<Body> {
             query: request.uri().query(),
             body: request.body().as_ref(),
             headers: request.headers(),
-            identity: claims_identity(&request),
+            identity,
             now_secs: now_secs(),
         })
+        .instrument(span.clone())
         .await;
+    span.in_scope(|| {
+        tracing::info!(
+            method = %request.method(),
+            path = request.uri().path(),
+            status = response.status().as_u16(),
+            duration_ms = started.elapsed().as_secs_f64() * 1e3,
+            "request"
+        );
+    });
     let (parts, body) = response.into_parts();
     Response::from_parts(parts, Body::Binary(body.to_vec()))
 }

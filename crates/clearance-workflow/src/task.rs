@@ -61,6 +61,12 @@ pub fn error_message(err: &StepError) -> String {
     serde_json::to_string(&clearance_core::batch::failure_of(err)).unwrap_or_else(|_| err.to_string())
 }
 
+/// Seconds from the job's creation to its end, for the duration metric.
+async fn job_duration<J: JobStore, B, E, M>(steps: &BatchSteps<J, B, E, M>, job_id: Uuid) -> Option<i64> {
+    let status = steps.jobs.status(job_id).await.ok().flatten()?;
+    Some(status.updated_at_secs - status.created_at_secs)
+}
+
 /// Runs one Task.
 ///
 /// # Errors
@@ -90,11 +96,13 @@ where
         }
         TaskInput::Finalize { job_id } => {
             let clearance_id = steps.finalize(job_id, now_secs).await?;
-            serde_json::json!({ "job_id": job_id, "clearance_id": clearance_id })
+            let duration_secs = job_duration(steps, job_id).await;
+            serde_json::json!({ "job_id": job_id, "clearance_id": clearance_id, "duration_secs": duration_secs })
         }
         TaskInput::Compensate { job_id, error } => {
             let released = steps.compensate(job_id, &error.failure(), now_secs).await?;
-            serde_json::json!({ "job_id": job_id, "released": released })
+            let duration_secs = job_duration(steps, job_id).await;
+            serde_json::json!({ "job_id": job_id, "released": released, "duration_secs": duration_secs })
         }
     })
 }

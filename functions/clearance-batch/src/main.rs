@@ -6,6 +6,7 @@
 
 use clearance_core::batch::{BatchSteps, StepError};
 use clearance_dynamo::{DynamoJobStore, DynamoScopeMirror};
+use clearance_http::metrics::{self, Unit};
 use clearance_pg::batch::PgBatchLedger;
 use clearance_pg::PoolLimits;
 use clearance_workflow::task::{error_message, handle_task};
@@ -45,7 +46,34 @@ async fn main() -> Result<(), Error> {
     };
     let steps = &steps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        handle_task(steps, event.payload, clearance_lambda::now_secs()).await.map_err(NamedError)
+        let step = event.payload["step"].as_str().unwrap_or_default().to_owned();
+        let job_id = event.payload["job_id"].as_str().unwrap_or_default().to_owned();
+        let answer = handle_task(steps, event.payload, clearance_lambda::now_secs()).await;
+        match &answer {
+            Ok(result) => {
+                tracing::info!(request_id = event.context.request_id, step, job_id, "batch step done");
+                let duration = result["duration_secs"].as_f64();
+                match (step.as_str(), duration) {
+                    ("finalize", Some(secs)) => metrics::emit(&[
+                        ("JobsSucceeded", 1.0, Unit::Count),
+                        ("JobDurationSeconds", secs, Unit::Seconds),
+                    ]),
+                    ("compensate", Some(secs)) => metrics::emit(&[
+                        ("JobsFailed", 1.0, Unit::Count),
+                        ("JobDurationSeconds", secs, Unit::Seconds),
+                    ]),
+                    _ => {}
+                }
+            }
+            Err(e) => tracing::warn!(
+                request_id = event.context.request_id,
+                step,
+                job_id,
+                error = e.name(),
+                "batch step failed"
+            ),
+        }
+        answer.map_err(NamedError)
     }))
     .await
 }
