@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 load_env
-build_release clearance-bench
+build_release clearance-bench clearance-read clearance-write clearance-jobs clearance-batch
 target/release/clearance-bench "$@"

@@ -15,6 +15,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 mod batch_figures;
+mod init_figures;
 mod read_figures;
 mod write_figures;
 
@@ -220,6 +221,7 @@ struct Results {
     date: String,
     machine: String,
     rows: u64,
+    lambda_init: Vec<init_figures::InitFigure>,
     load: LoadFigures,
     pruned_read: Vec<ReadFigures>,
     read_path: ReadResults,
@@ -381,10 +383,15 @@ async fn main() -> anyhow::Result<()> {
                 .to_owned()))
             .unwrap_or_default()
     );
+    progress("Lambda init of each release binary (5 starts each)");
+    let release_dir =
+        std::env::current_exe()?.parent().map(std::path::Path::to_path_buf).context("no exe dir")?;
+    let lambda_init = init_figures::lambda_init(&release_dir, 5)?;
     let results = Results {
         date: chrono::Utc::now().to_rfc3339(),
         machine,
         rows: args.rows,
+        lambda_init,
         load,
         pruned_read,
         read_path,
@@ -457,6 +464,14 @@ async fn main() -> anyhow::Result<()> {
         println!(
             "| batch clear of {} rows ({} chunks), end to end: accepted (202) / workflow / total; PostgreSQL time (reserve + finalize) | {:.0} / {:.0} / {:.0} ms; DB {:.0} ms ({:.0} + {:.0}) |",
             b.rows, b.chunks, b.accept_ms, b.run_ms, b.end_to_end_ms, b.db_ms, b.reserve_ms, b.finalize_ms
+        );
+    }
+    for f in &results.lambda_init {
+        println!(
+            "| Lambda init of {} (release, {:.1} MB binary; start to first Runtime API call, median of 5) | {:.1} ms |",
+            f.function,
+            f.binary_bytes as f64 / 1e6,
+            f.init_median_ms
         );
     }
     eprintln!("bench: wrote {}", args.out.display());
