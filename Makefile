@@ -3,7 +3,7 @@
 ROWS ?= 500000
 SEED ?= 1
 
-.PHONY: demo test up down seed serve bench fmt lint
+.PHONY: demo test up down seed serve bench package fmt lint
 
 demo: ## up, seed the demo ledger (a heavy treaty of 100K+ rows), print what was loaded
 	bash scripts/demo.sh
@@ -25,6 +25,9 @@ serve: ## the API on CLEARANCE_ADDR (default 127.0.0.1:8080), dev identity heade
 
 bench: up ## measure the figures, write docs/bench/results.json
 	bash scripts/bench.sh
+
+package: ## the deployable zips of every function (cargo-lambda, arm64), with their sizes
+	bash scripts/package.sh
 
 fmt:
 	cargo fmt --all
