@@ -172,6 +172,13 @@ pub struct Posted {
     pub already_posted: bool,
 }
 
+impl Posted {
+    /// The ledger already held this posting: nothing was written now.
+    pub fn already(clearance_id: Uuid) -> Self {
+        Self { clearance_id, rows: 0, scope_version: 0, already_posted: true }
+    }
+}
+
 /// The clearance ledger as the write path sees it. The guard lives in the
 /// adapter's transaction: a posting MUST check, lock and clear the rows,
 /// write header, lines and journal, bind the idempotency key and bump the

@@ -15,7 +15,7 @@ use clearance_core::snapshot::OperatorId;
 use clearance_core::TreatyId;
 use uuid::Uuid;
 
-use crate::{backend, n, s, write_all};
+use crate::{backend, get_data, n, s, write_all};
 
 fn job_key(job_id: Uuid) -> AttributeValue {
     AttributeValue::S(format!("job#{job_id}"))
@@ -188,19 +188,7 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn chunk(&self, job_id: Uuid, k: u32) -> Result<Option<Vec<u8>>, BackendError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(chunk_key(job_id, k)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(out
-            .item
-            .and_then(|mut i| i.remove("data"))
-            .and_then(|v| v.as_b().ok().map(|b| b.as_ref().to_vec())))
+        get_data(&self.client, &self.table, chunk_key(job_id, k)).await
     }
 
     async fn chunk_done(&self, job_id: Uuid, k: u32, now_secs: i64) -> Result<(), BackendError> {

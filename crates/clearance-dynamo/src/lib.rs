@@ -84,6 +84,27 @@ impl DynamoSnapshotStore {
     }
 }
 
+/// The `data` blob of the item `pk`, read strongly consistent; `None` when
+/// absent.
+pub(crate) async fn get_data(
+    client: &Client,
+    table: &str,
+    pk: String,
+) -> Result<Option<Vec<u8>>, BackendError> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(pk))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(backend)?;
+    Ok(out
+        .item
+        .and_then(|mut item| item.remove("data"))
+        .and_then(|v| v.as_b().ok().map(|b| b.as_ref().to_vec())))
+}
+
 /// Writes every request, in batches of 25, retrying unprocessed items with
 /// backoff a bounded number of times.
 pub(crate) async fn write_all(
@@ -163,19 +184,7 @@ impl SnapshotStore for DynamoSnapshotStore {
     }
 
     async fn chunk(&self, id: &SnapshotId, number: u32) -> Result<Option<Vec<u8>>, BackendError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(chunk_key(id, number)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(out
-            .item
-            .and_then(|mut item| item.remove("data"))
-            .and_then(|v| v.as_b().ok().map(|b| b.as_ref().to_vec())))
+        get_data(&self.client, &self.table, chunk_key(id, number)).await
     }
 
     async fn chunks(&self, id: &SnapshotId, numbers: &[u32]) -> Result<Vec<Option<Vec<u8>>>, BackendError> {

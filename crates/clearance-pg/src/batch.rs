@@ -22,7 +22,9 @@ use rust_decimal::Decimal;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::clear::{bump_scope, db, key_lookups_only, lock_rows, treaty_literal, write_journal, LockedRow};
+use crate::clear::{
+    bump_scope, db, key_lookups_only, lock_rows, move_rows, treaty_literal, write_journal, LockedRow,
+};
 
 #[derive(Clone)]
 pub struct PgBatchLedger {
@@ -96,22 +98,8 @@ impl BatchLedger for PgBatchLedger {
         let ids: Vec<Uuid> = take.iter().map(|r| r.id).collect();
         let periods: Vec<NaiveDate> = take.iter().map(|r| r.accounting_period).collect();
         let versions: Vec<i64> = take.iter().map(|r| r.row_version).collect();
-        let reserved = sqlx::query(&format!(
-            "UPDATE transactions t
-             SET status = 'pending', clearance_id = $4, row_version = t.row_version + 1
-             FROM unnest($1::uuid[], $2::date[], $3::bigint[]) AS s(id, accounting_period, row_version)
-             WHERE t.treaty_id = {treaty_sql} AND t.accounting_period = s.accounting_period AND t.id = s.id
-               AND t.row_version = s.row_version"
-        ))
-        .bind(&ids)
-        .bind(&periods)
-        .bind(&versions)
-        .bind(scope.clearance_id)
-        .execute(&mut *tx)
-        .await
-        .context("reserving the rows")
-        .map_err(db)?
-        .rows_affected();
+        let reserved =
+            move_rows(&mut tx, &treaty_sql, "pending", scope.clearance_id, &ids, &periods, &versions).await?;
         assert_eq!(reserved, take.len() as u64, "reserved rows must equal the rows taken under the locks");
         bump_scope(&mut tx, &scope.treaty).await?;
         tx.commit().await.context("committing a reservation").map_err(db)?;
@@ -135,12 +123,7 @@ impl BatchLedger for PgBatchLedger {
                 .await
                 .map_err(db)?;
         if exists {
-            return Ok(Posted {
-                clearance_id: scope.clearance_id,
-                rows: 0,
-                scope_version: 0,
-                already_posted: true,
-            });
+            return Ok(Posted::already(scope.clearance_id));
         }
         let pending = lock_pending(&mut tx, scope).await?;
         let total: Decimal = pending.iter().map(|p| p.3).sum();
@@ -190,12 +173,7 @@ impl BatchLedger for PgBatchLedger {
         let mut tx = self.pool.begin().await.context("starting a release").map_err(db)?;
         let pending = lock_pending(&mut tx, scope).await?;
         if pending.is_empty() {
-            return Ok(Posted {
-                clearance_id: scope.clearance_id,
-                rows: 0,
-                scope_version: 0,
-                already_posted: true,
-            });
+            return Ok(Posted::already(scope.clearance_id));
         }
         let released = sqlx::query(&format!(
             "UPDATE transactions t SET status = 'open', clearance_id = NULL, row_version = t.row_version + 1

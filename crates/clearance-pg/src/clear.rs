@@ -195,6 +195,37 @@ pub(crate) async fn write_journal(
     Ok(())
 }
 
+/// Moves locked rows to `status` for `clearance_id` with row_version + 1,
+/// naming them by key and snapshot version only (their state was checked
+/// under the locks); the rows affected.
+pub(crate) async fn move_rows(
+    tx: &mut Transaction<'_, Postgres>,
+    treaty_sql: &str,
+    status: &str,
+    clearance_id: Uuid,
+    ids: &[Uuid],
+    periods: &[NaiveDate],
+    versions: &[i64],
+) -> Result<u64, LedgerWriteError> {
+    Ok(sqlx::query(&format!(
+        "UPDATE transactions t
+         SET status = $4::txn_status, clearance_id = $5, row_version = t.row_version + 1
+         FROM unnest($1::uuid[], $2::date[], $3::bigint[]) AS s(id, accounting_period, row_version)
+         WHERE t.treaty_id = {treaty_sql} AND t.accounting_period = s.accounting_period AND t.id = s.id
+           AND t.row_version = s.row_version"
+    ))
+    .bind(ids)
+    .bind(periods)
+    .bind(versions)
+    .bind(status)
+    .bind(clearance_id)
+    .execute(&mut **tx)
+    .await
+    .with_context(|| format!("moving the rows to {status}"))
+    .map_err(db)?
+    .rows_affected())
+}
+
 /// A selected row as its lock found it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct LockedRow {
@@ -266,7 +297,7 @@ async fn post_in_transaction(
     if let Some(clearance_id) =
         posted_under_key(&mut tx, &header.operator_id, &header.idempotency_key).await?
     {
-        return Ok(Posted { clearance_id, rows: 0, scope_version: 0, already_posted: true });
+        return Ok(Posted::already(clearance_id));
     }
     key_lookups_only(&mut tx).await?;
 
@@ -277,7 +308,7 @@ async fn post_in_transaction(
     if let Some(clearance_id) =
         posted_under_key(&mut tx, &header.operator_id, &header.idempotency_key).await?
     {
-        return Ok(Posted { clearance_id, rows: 0, scope_version: 0, already_posted: true });
+        return Ok(Posted::already(clearance_id));
     }
     let found: HashMap<Uuid, &LockedRow> = locked.iter().map(|l| (l.id, l)).collect();
     let mut moved: Vec<Uuid> = rows
@@ -301,22 +332,8 @@ async fn post_in_transaction(
         )));
     }
 
-    let cleared = sqlx::query(&format!(
-        "UPDATE transactions t
-         SET status = 'cleared', clearance_id = $4, row_version = t.row_version + 1
-         FROM unnest($1::uuid[], $2::date[], $3::bigint[]) AS s(id, accounting_period, row_version)
-         WHERE t.treaty_id = {treaty_sql} AND t.accounting_period = s.accounting_period AND t.id = s.id
-           AND t.row_version = s.row_version"
-    ))
-    .bind(&ids)
-    .bind(&periods)
-    .bind(&versions)
-    .bind(header.clearance_id)
-    .execute(&mut *tx)
-    .await
-    .context("clearing the rows")
-    .map_err(db)?
-    .rows_affected();
+    let cleared =
+        move_rows(&mut tx, &treaty_sql, "cleared", header.clearance_id, &ids, &periods, &versions).await?;
     assert_eq!(cleared, rows.len() as u64, "affected rows must equal selected rows under the row locks");
 
     match insert_header(&mut tx, treaty, rows.len() as u64, check, posting, header).await {
@@ -324,12 +341,7 @@ async fn post_in_transaction(
         // Another transaction bound this key (the clearance id derives from
         // it) while this one ran: that posting stands, this one rolls back.
         Err(HeaderError::KeyTaken) => {
-            return Ok(Posted {
-                clearance_id: header.clearance_id,
-                rows: 0,
-                scope_version: 0,
-                already_posted: true,
-            });
+            return Ok(Posted::already(header.clearance_id));
         }
         Err(HeaderError::Ledger(e)) => return Err(e),
     }
@@ -363,7 +375,7 @@ pub async fn reverse_clearance(pool: &PgPool, header: &ReversalHeader) -> Result
     .map_err(db)?;
     if let Some((_, clearance_id)) = bound {
         return if clearance_id == header.clearance_id {
-            Ok(Posted { clearance_id, rows: 0, scope_version: 0, already_posted: true })
+            Ok(Posted::already(clearance_id))
         } else {
             Err(LedgerWriteError::KeyBoundElsewhere)
         };
@@ -400,12 +412,7 @@ pub async fn reverse_clearance(pool: &PgPool, header: &ReversalHeader) -> Result
             if is_unique_violation(&e, "reversal_idempotency_key_once")
                 || is_unique_violation(&e, "clearance_reversals_pkey") =>
         {
-            return Ok(Posted {
-                clearance_id: header.clearance_id,
-                rows: 0,
-                scope_version: 0,
-                already_posted: true,
-            })
+            return Ok(Posted::already(header.clearance_id))
         }
         Err(e) => return Err(db(anyhow::Error::new(e).context("writing the reversal"))),
     }
