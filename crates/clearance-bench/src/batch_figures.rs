@@ -7,19 +7,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use clearance_core::access::Identity;
+use crate::write_figures::call;
 use clearance_core::batch::{BatchLedger, BatchSteps, JobScope, JobStarter, RETRY};
 use clearance_core::clearance::{Check, ClearanceHeader, Posting, SnapshotRowRef};
 use clearance_core::ports::{BackendError, LedgerWriteError, Posted};
 use clearance_dynamo::{DynamoJobStore, DynamoScopeMirror};
-use clearance_http::{Api, ApiRequest};
 use clearance_local::{LocalStack, StackConfig};
 use clearance_pg::batch::PgBatchLedger;
 use clearance_pg::PoolLimits;
 use clearance_workflow::{run_job, EventBridgePublisher, RunOutcome};
-use http::{HeaderMap, HeaderValue, Method};
+use http::Method;
 use serde::Serialize;
 use uuid::Uuid;
+
+const OPERATOR: &str = "bench-batch";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BatchFigure {
@@ -81,25 +82,6 @@ impl BatchLedger for Timed {
     }
 }
 
-async fn call<A: Api>(api: &A, method: Method, path: &str, body: &[u8], key: Option<&str>) -> (u16, Vec<u8>) {
-    let mut headers = HeaderMap::new();
-    if let Some(value) = key.and_then(|k| HeaderValue::from_str(k).ok()) {
-        headers.insert("idempotency-key", value);
-    }
-    let response = api
-        .handle(ApiRequest {
-            method: &method,
-            path,
-            query: None,
-            body,
-            headers: &headers,
-            identity: Some(Identity::parse("bench-batch", "*")),
-            now_secs: chrono::Utc::now().timestamp(),
-        })
-        .await;
-    (response.status().as_u16(), response.into_body().to_vec())
-}
-
 /// Clears every row `filter` finds (one currency) as one job.
 pub async fn batch_clear(database_url: &str, table: &str, filter: &str) -> anyhow::Result<BatchFigure> {
     let pool =
@@ -117,7 +99,8 @@ pub async fn batch_clear(database_url: &str, table: &str, filter: &str) -> anyho
         &StackConfig::new(table, bus.clone()),
         |_| recorder.clone(),
     );
-    let (status, body) = call(&apis.read, Method::POST, "/v1/searches", filter.as_bytes(), None).await;
+    let (status, body, _) =
+        call(&apis.read, Method::POST, "/v1/searches", filter.as_bytes(), OPERATOR, None).await;
     anyhow::ensure!(status == 200, "search: {}", String::from_utf8_lossy(&body));
     let search: serde_json::Value = serde_json::from_slice(&body)?;
     let total = search["totals"][0]["amount"].as_str().unwrap_or("0").to_owned();
@@ -131,8 +114,9 @@ pub async fn batch_clear(database_url: &str, table: &str, filter: &str) -> anyho
     .to_string();
 
     let started = Instant::now();
-    let (status, body) =
-        call(&apis.write, Method::POST, "/v1/clearances", request.as_bytes(), Some("bench-batch")).await;
+    let (status, body, _) =
+        call(&apis.write, Method::POST, "/v1/clearances", request.as_bytes(), OPERATOR, Some("bench-batch"))
+            .await;
     let accept_ms = started.elapsed().as_secs_f64() * 1e3;
     anyhow::ensure!(status == 202, "expected a job: {}", String::from_utf8_lossy(&body));
     let job: serde_json::Value = serde_json::from_slice(&body)?;

@@ -55,7 +55,9 @@ fn server_timing(value: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
-async fn call<A: Api>(
+/// One request through `api` as `operator` (entitled to every treaty):
+/// status, body and the Server-Timing metrics.
+pub async fn call<A: Api>(
     api: &A,
     method: Method,
     path: &str,
