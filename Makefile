@@ -2,8 +2,9 @@
 # it needs through scripts/up.sh, so each works from a fresh clone.
 ROWS ?= 500000
 SEED ?= 1
+SECS ?= 60
 
-.PHONY: demo test up down seed serve bench package fmt lint
+.PHONY: demo test up down seed serve bench fuzz package fmt lint
 
 demo: ## up, seed the demo ledger (a heavy treaty of 100K+ rows), print what was loaded
 	bash scripts/demo.sh
@@ -25,6 +26,9 @@ serve: ## the API on CLEARANCE_ADDR (default 127.0.0.1:8080), dev identity heade
 
 bench: up ## measure the figures, write docs/bench/results.json
 	bash scripts/bench.sh
+
+fuzz: ## every fuzz target (cargo-fuzz, nightly) for SECS seconds each (default 60); fails on a crash
+	SECS=$(SECS) bash scripts/fuzz.sh
 
 package: ## the deployable zips of every function (cargo-lambda, arm64), with their sizes
 	bash scripts/package.sh

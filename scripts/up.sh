@@ -13,9 +13,14 @@ ensure_postgres
 ensure_moto
 
 admin_url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/clearance}"
-app_url="${CLEARANCE_APP_DATABASE_URL:-$(python3 -c 'import sys, urllib.parse as u
-p = u.urlsplit(sys.argv[1]); host = p.hostname + (f":{p.port}" if p.port else "")
-print(u.urlunsplit((p.scheme, "clearance_app@" + host, p.path, p.query, "")))' "$admin_url")}"
+# The same server and database as another role (trust authentication here).
+as_role() {
+  python3 -c 'import sys, urllib.parse as u
+p = u.urlsplit(sys.argv[2]); host = p.hostname + (f":{p.port}" if p.port else "")
+print(u.urlunsplit((p.scheme, sys.argv[1] + "@" + host, p.path, p.query, "")))' "$1" "$2"
+}
+app_url="${CLEARANCE_APP_DATABASE_URL:-$(as_role clearance_app "$admin_url")}"
+reader_url="${CLEARANCE_READER_DATABASE_URL:-$(as_role clearance_reader "$admin_url")}"
 
 build_release clearance-loader
 DATABASE_URL="$admin_url" target/release/clearance-loader migrate
@@ -24,6 +29,7 @@ cat > .dev/env <<ENV
 # Written by scripts/up.sh; source it (set -a; . .dev/env) before other commands.
 DATABASE_URL=$admin_url
 CLEARANCE_APP_DATABASE_URL=$app_url
+CLEARANCE_READER_DATABASE_URL=$reader_url
 AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(cat .dev/moto.port)
 AWS_ENDPOINT_URL_EVENTBRIDGE=http://127.0.0.1:$(cat .dev/moto.port)
 CLEARANCE_TABLE=${CLEARANCE_TABLE:-clearance-local}

@@ -52,7 +52,7 @@ impl Stack {
     }
 
     fn api(&self) -> (TestReadApi, std::sync::Arc<clearance_tests::read_api::LedgerCalls>) {
-        read_api(self.db.app.clone(), &self.table.client, &self.table.name, ReadConfig::default())
+        read_api(self.db.reader.clone(), &self.table.client, &self.table.name, ReadConfig::default())
     }
 
     async fn drop(self) -> anyhow::Result<()> {
@@ -132,10 +132,10 @@ async fn a_hit_reads_only_the_scope_versions_and_never_transactions() -> anyhow:
     loader.close().await;
     let baseline = settled_scans(&stack.db).await?;
 
-    // One application connection, so its statistics can be flushed on demand.
+    // One reader connection, so its statistics can be flushed on demand.
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
-        .connect_with(stack.db.app.connect_options().as_ref().clone())
+        .connect_with(stack.db.reader.connect_options().as_ref().clone())
         .await?;
     let (api, calls) = read_api(pool.clone(), &stack.table.client, &stack.table.name, ReadConfig::default());
     let request = body(r#""TR-0001""#, "2021-01", "2025-12");
@@ -360,11 +360,10 @@ async fn bad_input_is_a_4xx_with_a_stable_code_and_field_and_no_database_round_t
         ),
         (
             "unknown field",
-            br#"{"treaty_ids":["TR-0001"],"period_from":"2024-01","period_to":"2024-02","row_version":3}"#
-                .to_vec(),
+            br#"{"treaty_ids":["TR-0001"],"period_from":"2024-01","period_to":"2024-02","memo":3}"#.to_vec(),
             400,
             "unknown_field",
-            Some("/row_version"),
+            Some("/memo"),
         ),
         (
             "missing field",
@@ -457,7 +456,7 @@ async fn bad_input_is_a_4xx_with_a_stable_code_and_field_and_no_database_round_t
             "duplicate_parameter",
             Some("sort"),
         ),
-        ("unknown snapshot", format!("/v1/searches/{id}/pages/0"), 404, "snapshot_not_found", None),
+        ("unknown snapshot", format!("/v1/searches/{id}/pages/0"), 404, "snapshot_not_found", Some("id")),
         ("unknown route", "/v1/nothing".into(), 404, "route_not_found", None),
     ];
     for (name, path, status, code, field) in pages {

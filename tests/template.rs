@@ -26,7 +26,7 @@ fn expected() -> BTreeMap<&'static str, (Vec<&'static str>, Vec<&'static str>)> 
                     "dynamodb:PutItem",
                     "dynamodb:UpdateItem",
                 ],
-                vec!["CLEARANCE_APP_DATABASE_URL"],
+                vec!["CLEARANCE_READER_DATABASE_URL"],
             ),
         ),
         (
@@ -64,6 +64,8 @@ fn strings(value: &Value) -> Vec<String> {
     match value {
         Value::String(s) => vec![s.clone()],
         Value::Sequence(items) => items.iter().flat_map(strings).collect(),
+        // An intrinsic function (`!Sub "..."`): its argument.
+        Value::Tagged(tagged) => strings(&tagged.value),
         _ => Vec::new(),
     }
 }
@@ -117,11 +119,15 @@ fn the_template_deploys_exactly_the_functions_with_what_they_need() -> Result<()
             assert!(own.contains(&var) || global_env.contains(&var), "{name} reads {var}, which is not set");
         }
         let in_vpc = !resource["Properties"]["VpcConfig"].is_null();
-        assert_eq!(
-            in_vpc,
-            env.contains(&"CLEARANCE_APP_DATABASE_URL"),
-            "{name}: in the VPC exactly when it uses the database"
-        );
+        let database = env.iter().find(|var| var.ends_with("_DATABASE_URL"));
+        assert_eq!(in_vpc, database.is_some(), "{name}: in the VPC exactly when it uses the database");
+        // Each function connects as its own role: the read function as the
+        // read-only one, so no grant lets it write the ledger.
+        if let Some(var) = database {
+            let role = if binary == "clearance-read" { "clearance_reader" } else { "clearance_app" };
+            let url = strings(&resource["Properties"]["Environment"]["Variables"][*var]).concat();
+            assert!(url.starts_with(&format!("postgres://{role}:")), "{name} connects as {url}");
+        }
     }
     let binaries: BTreeSet<String> = std::fs::read_dir(root.join("functions"))?
         .filter_map(|e| e.ok())

@@ -1,6 +1,6 @@
 //! Test support: a fresh PostgreSQL database per test, cloned from a
-//! template that holds the real migrations, with a pool for the schema owner
-//! and one for the application role. No mock anywhere: the server is the one
+//! template that holds the real migrations, with a pool for the schema owner,
+//! one for the application role and one for the read-only role. No mock anywhere: the server is the one
 //! `make up` brought up (DATABASE_URL from `.dev/env`).
 
 use std::str::FromStr;
@@ -77,8 +77,10 @@ pub struct TestDb {
     pub name: String,
     /// The schema owner (what the loader connects as).
     pub owner: PgPool,
-    /// The application role the services connect as.
+    /// The application role the write and batch paths connect as.
     pub app: PgPool,
+    /// The read-only role the read path connects as.
+    pub reader: PgPool,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -108,10 +110,15 @@ impl TestDb {
         let owner = PgPoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
         let app = PgPoolOptions::new()
             .max_connections(4)
-            .connect_with(options.username(clearance_pg::APP_ROLE))
+            .connect_with(options.clone().username(clearance_pg::APP_ROLE))
             .await
             .context("connecting as the application role")?;
-        Ok(Self { name, owner, app })
+        let reader = PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.username(clearance_pg::READER_ROLE))
+            .await
+            .context("connecting as the reader role")?;
+        Ok(Self { name, owner, app, reader })
     }
 
     /// Drops the database. Tests call it at the end; a failed test leaves
@@ -122,6 +129,7 @@ impl TestDb {
     pub async fn drop_db(self) -> anyhow::Result<()> {
         self.owner.close().await;
         self.app.close().await;
+        self.reader.close().await;
         let mut conn = maintenance().await?;
         sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#, self.name))
             .execute(&mut conn)

@@ -47,7 +47,7 @@ impl LedgerReader for CountingLedger {
 
 pub type TestReadApi = ReadApi<CountingLedger, DynamoSnapshotStore, DynamoScopeMirror>;
 
-/// The read API over `pool` (the application role) and `table`.
+/// The read API over `pool` (the read-only role) and `table`.
 pub fn read_api(
     pool: sqlx::PgPool,
     client: &aws_sdk_dynamodb::Client,

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderValue, Method};
 
 use crate::read_api::now;
 
-pub use clearance_local::{LocalStack, StackConfig, Steps};
+pub use clearance_local::{LocalStack, Pools, StackConfig, Steps};
 
 use std::sync::Arc;
 
@@ -140,12 +140,17 @@ impl Stack {
         StackConfig { write, ..StackConfig::new(self.table.name.clone(), self.bus.clone()) }
     }
 
+    /// The read path as the read-only role, the rest as the application role.
+    fn pools(&self) -> Pools {
+        Pools { reader: self.db.reader.clone(), app: self.pool.clone() }
+    }
+
     /// The system with the in-process runner starting jobs.
     ///
     /// # Errors
     /// Never today; kept fallible for the callers' `?`.
     pub async fn apis(&self, config: WriteConfig) -> anyhow::Result<Apis> {
-        Ok(LocalStack::new(self.pool.clone(), &self.table.client, &self.events, &self.config(config)))
+        Ok(LocalStack::new(self.pools(), &self.table.client, &self.events, &self.config(config)))
     }
 
     /// The system with `starter(steps)` starting jobs.
@@ -155,7 +160,7 @@ impl Stack {
         starter: impl FnOnce(Arc<Steps>) -> R,
     ) -> LocalStack<R> {
         LocalStack::with_starter(
-            self.pool.clone(),
+            self.pools(),
             &self.table.client,
             &self.events,
             &self.config(config),

@@ -12,17 +12,17 @@ use clearance_core::batch::{BatchLedger, BatchSteps, JobScope, JobStarter, RETRY
 use clearance_core::clearance::{Check, ClearanceHeader, Posting, SnapshotRowRef};
 use clearance_core::ports::{BackendError, LedgerWriteError, Posted};
 use clearance_dynamo::{DynamoJobStore, DynamoScopeMirror};
-use clearance_local::{LocalStack, StackConfig};
+use clearance_local::{LocalStack, Pools, StackConfig};
 use clearance_pg::batch::PgBatchLedger;
 use clearance_pg::PoolLimits;
 use clearance_workflow::{run_job, EventBridgePublisher, RunOutcome};
 use http::Method;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 const OPERATOR: &str = "bench-batch";
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BatchFigure {
     pub filter: String,
     pub rows: u64,
@@ -36,6 +36,9 @@ pub struct BatchFigure {
     pub db_ms: f64,
     pub reserve_ms: f64,
     pub finalize_ms: f64,
+    /// Peak RSS of the process that ran it (a child of the bench): job
+    /// creation and every batch step.
+    pub peak_rss_kb: u64,
 }
 
 #[derive(Clone, Default)]
@@ -84,16 +87,18 @@ impl BatchLedger for Timed {
 
 /// Clears every row `filter` finds (one currency) as one job.
 pub async fn batch_clear(database_url: &str, table: &str, filter: &str) -> anyhow::Result<BatchFigure> {
-    let pool =
-        clearance_pg::connect(database_url, PoolLimits { connections_max: 4, ..PoolLimits::default() })
-            .await?;
+    let limits = PoolLimits { connections_max: 4, ..PoolLimits::default() };
+    let pools = Pools {
+        reader: clearance_pg::connect_as(database_url, clearance_pg::READER_ROLE, limits).await?,
+        app: clearance_pg::connect_as(database_url, clearance_pg::APP_ROLE, limits).await?,
+    };
     let client = clearance_dynamo::client_from_env().await;
     let events = EventBridgePublisher::client_from_env().await;
     let bus = format!("{table}-bus");
     clearance_workflow::events::ensure_bus(&events, &bus).await?;
     let recorder = Recorder::default();
     let apis = LocalStack::with_starter(
-        pool.clone(),
+        pools.clone(),
         &client,
         &events,
         &StackConfig::new(table, bus.clone()),
@@ -124,7 +129,7 @@ pub async fn batch_clear(database_url: &str, table: &str, filter: &str) -> anyho
     let steps = BatchSteps {
         jobs: DynamoJobStore::new(client.clone(), table),
         ledger: Timed {
-            inner: PgBatchLedger::new(pool.clone()),
+            inner: PgBatchLedger::new(pools.app.clone()),
             reserve_us: AtomicU64::new(0),
             finalize_us: AtomicU64::new(0),
         },
@@ -138,7 +143,8 @@ pub async fn batch_clear(database_url: &str, table: &str, filter: &str) -> anyho
     let end_to_end_ms = started.elapsed().as_secs_f64() * 1e3;
     let reserve_ms = steps.ledger.reserve_us.load(Ordering::Relaxed) as f64 / 1e3;
     let finalize_ms = steps.ledger.finalize_us.load(Ordering::Relaxed) as f64 / 1e3;
-    pool.close().await;
+    pools.app.close().await;
+    pools.reader.close().await;
     Ok(BatchFigure {
         filter: filter.to_owned(),
         rows: job["row_count"].as_u64().unwrap_or(0),
@@ -149,5 +155,6 @@ pub async fn batch_clear(database_url: &str, table: &str, filter: &str) -> anyho
         db_ms: reserve_ms + finalize_ms,
         reserve_ms,
         finalize_ms,
+        peak_rss_kb: crate::read_figures::peak_rss_kb(),
     })
 }

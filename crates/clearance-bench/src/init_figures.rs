@@ -12,12 +12,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub const FUNCTIONS: [&str; 4] = ["clearance-read", "clearance-write", "clearance-jobs", "clearance-batch"];
 const WAIT_MAX: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InitFigure {
     pub function: String,
     pub init_median_ms: f64,

@@ -15,15 +15,17 @@ use std::str::FromStr;
 use std::time::Instant;
 
 mod batch_figures;
+mod concurrency_run;
 mod init_figures;
 mod read_figures;
+mod results;
 mod write_figures;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use clearance_loader::generate::Generator;
 use read_figures::ColdSearch;
-use serde::Serialize;
+use results::{LoadFigures, ReadFigures, ReadResults, Results};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
@@ -32,6 +34,11 @@ const BENCH_DB: &str = "clearance_bench";
 const BATCH_FILTER: &str = r#"{"treaty_ids":["TR-0002"],"period_from":"2021-01","period_to":"2024-07","currency":"EUR","status":"open"}"#;
 /// The heavy treaty's USD rows on the large ledger.
 const BATCH_LARGE_FILTER: &str = r#"{"treaty_ids":["TR-0001"],"period_from":"2021-01","period_to":"2025-12","currency":"USD","status":"open"}"#;
+/// The reliability run's rows: the open USD rows of 2024 of the treaty the
+/// read figures searched (8K rows on the 1M-row ledger; the run is after
+/// them); operators select from the first page of 1,000 open rows, so
+/// their selections overlap.
+const CONCURRENCY_FILTER: &str = r#"{"treaty_ids":["TR-0003"],"period_from":"2024-01","period_to":"2024-12","currency":"USD","status":"open"}"#;
 const ROWS_MAX: u64 = 5_000_000;
 const RUNS_MAX: u32 = 21;
 
@@ -48,12 +55,18 @@ struct Args {
     query_runs: u32,
     #[arg(long, default_value = "docs/bench/results.json")]
     out: PathBuf,
+    /// The README whose table is rewritten from the results.
+    #[arg(long, default_value = "README.md")]
+    readme: PathBuf,
     /// Rows of the second ledger whose heaviest treaty (32%) gives the
     /// 1M-row search; 0 skips it.
     #[arg(long, default_value_t = 3_200_000)]
     large_rows: u64,
     #[arg(long, default_value_t = 300)]
     warm_reads: u32,
+    /// The whole run stops (and drops its database) past this many seconds.
+    #[arg(long, default_value_t = 1_200)]
+    time_limit_secs: u64,
     /// Rounds of 16 concurrent 1,000-row clears (then one round one at a time).
     #[arg(long, default_value_t = 3)]
     clear_rounds: usize,
@@ -63,6 +76,14 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Only the reliability run, on the loaded ledger of DATABASE_URL (a
+    /// scratch database: it clears and reverses rows), printed as JSON.
+    Reliability,
+    /// Renders the README table from the results file (`--out`) into README.md.
+    Readme {
+        #[arg(long, default_value = "README.md")]
+        readme: PathBuf,
+    },
     /// One cold search, reported as JSON (run as a child to measure its RSS).
     SearchOnce {
         #[arg(long)]
@@ -72,28 +93,23 @@ enum Command {
         #[arg(long)]
         operator: String,
     },
-}
-
-#[derive(Serialize)]
-struct ReadResults {
-    treaty: String,
-    rows: u64,
-    cold_searches: Vec<ColdSearch>,
-    cold_median: ColdSearch,
-    warm_page_p50_ms: f64,
-    warm_page_p99_ms: f64,
-    naive_all_pages_ms: f64,
-    naive_page_median_ms: f64,
-    copy_to_stdout_ms: f64,
-    copy_to_stdout_bytes: u64,
-    large: Option<ColdSearch>,
-    clear_100k_ms: f64,
-    clear_100k_rows: u64,
-    clear_retry_ms: f64,
-    clear_retry_rows_changed: u64,
-    sync_clears: write_figures::SyncClears,
-    batch: batch_figures::BatchFigure,
-    batch_large: Option<batch_figures::BatchFigure>,
+    /// The sync clear figure, reported as JSON (run as a child for its RSS).
+    SyncClears {
+        #[arg(long)]
+        table: String,
+        #[arg(long)]
+        treaty: String,
+        #[arg(long)]
+        rounds: usize,
+    },
+    /// One batch job of the rows `filter` finds, reported as JSON (run as a
+    /// child for its RSS).
+    BatchClear {
+        #[arg(long)]
+        table: String,
+        #[arg(long)]
+        filter: String,
+    },
 }
 
 fn with_database(url: &str, database: &str) -> String {
@@ -126,7 +142,10 @@ fn median_cold(runs: &[ColdSearch]) -> ColdSearch {
     }
 }
 
-async fn read_path(args: &Args, pool: &PgPool) -> anyhow::Result<ReadResults> {
+async fn read_path(
+    args: &Args,
+    pool: &PgPool,
+) -> anyhow::Result<(ReadResults, concurrency_run::ConcurrencyFigures)> {
     let treaty = "TR-0003";
     let bench_url = with_database(&args.database_url, BENCH_DB);
     let client = clearance_dynamo::client_from_env().await;
@@ -160,17 +179,35 @@ async fn read_path(args: &Args, pool: &PgPool) -> anyhow::Result<ReadResults> {
             args.clear_rounds
         ));
         let sync_clears =
-            write_figures::sync_clears(&bench_url, &table, "TR-0001", args.clear_rounds).await?;
+            read_figures::in_child(&bench_url, &["sync-clears", "--table", &table, "--treaty", "TR-0001", "--rounds", &args.clear_rounds.to_string()])?;
         progress("one clear of 100K rows in PostgreSQL, then its identical retry");
         let (clear_100k_ms, clear_100k_rows, clear_retry_ms, clear_retry_rows_changed) =
             read_figures::big_clear(pool, "TR-0001", "USD", 100_000).await?;
         progress("a batch job of ~100K rows (TR-0002, EUR, 2021-01..2024-07) end to end");
-        let batch = batch_figures::batch_clear(&bench_url, &table, BATCH_FILTER).await?;
-        anyhow::Ok(ReadResults {
+        let batch: batch_figures::BatchFigure =
+            read_figures::in_child(&bench_url, &["batch-clear", "--table", &table, "--filter", BATCH_FILTER])?;
+        progress(&format!(
+            "reliability: {} operators x {} actions (sync, batch, reversal) on {CONCURRENCY_FILTER}, then the audit",
+            concurrency_run::OPERATORS,
+            concurrency_run::ROUNDS
+        ));
+        let concurrency = concurrency_run::run(&bench_url, &table, CONCURRENCY_FILTER).await?;
+        for violation in &concurrency.violations {
+            progress(&format!("  VIOLATION: {violation}"));
+        }
+        progress(&format!(
+            "  {} attempts, {} commits, {} conflicts, {} violations",
+            concurrency.attempts,
+            concurrency.commits,
+            concurrency.conflicts,
+            concurrency.violations.len()
+        ));
+        anyhow::Ok((ReadResults {
             treaty: treaty.to_owned(),
             rows,
             cold_median: median_cold(&cold_searches),
             cold_searches,
+            warm_reads: args.warm_reads,
             warm_page_p50_ms: percentile(&warm, 50.0),
             warm_page_p99_ms: percentile(&warm, 99.0),
             naive_all_pages_ms,
@@ -185,7 +222,7 @@ async fn read_path(args: &Args, pool: &PgPool) -> anyhow::Result<ReadResults> {
             sync_clears,
             batch,
             batch_large: None,
-        })
+        }, concurrency))
     }
     .await;
     clearance_dynamo::table::delete(&client, &table).await?;
@@ -208,39 +245,15 @@ async fn large_search(
     let result = async {
         let search = read_figures::cold_search_in_child(&url, &table, "TR-0001", "bench-large")?;
         progress("a batch job of the heavy treaty's USD rows on the large ledger");
-        let batch = batch_figures::batch_clear(&url, &table, BATCH_LARGE_FILTER).await?;
+        let batch: batch_figures::BatchFigure = read_figures::in_child(
+            &url,
+            &["batch-clear", "--table", &table, "--filter", BATCH_LARGE_FILTER],
+        )?;
         anyhow::Ok((search, batch))
     }
     .await;
     clearance_dynamo::table::delete(&client, &table).await?;
     result
-}
-
-#[derive(Serialize)]
-struct Results {
-    date: String,
-    machine: String,
-    rows: u64,
-    lambda_init: Vec<init_figures::InitFigure>,
-    load: LoadFigures,
-    pruned_read: Vec<ReadFigures>,
-    read_path: ReadResults,
-}
-
-#[derive(Serialize)]
-struct LoadFigures {
-    runs_secs: Vec<f64>,
-    median_secs: f64,
-    median_rows_per_sec: f64,
-}
-
-#[derive(Serialize)]
-struct ReadFigures {
-    query: String,
-    rows: i64,
-    partitioned_median_ms: f64,
-    unpartitioned_median_ms: f64,
-    leaves_scanned: usize,
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -284,9 +297,54 @@ async fn execution_ms(pool: &PgPool, sql: &str) -> anyhow::Result<(f64, usize)> 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(Command::SearchOnce { table, treaty, operator }) = &args.command {
-        return read_figures::search_once(&args.database_url, table, treaty, operator).await;
+    match &args.command {
+        Some(Command::SearchOnce { table, treaty, operator }) => {
+            return read_figures::search_once(&args.database_url, table, treaty, operator).await;
+        }
+        Some(Command::SyncClears { table, treaty, rounds }) => {
+            let figure = write_figures::sync_clears(&args.database_url, table, treaty, *rounds).await?;
+            println!("{}", serde_json::to_string(&figure)?);
+            return Ok(());
+        }
+        Some(Command::BatchClear { table, filter }) => {
+            let figure = batch_figures::batch_clear(&args.database_url, table, filter).await?;
+            println!("{}", serde_json::to_string(&figure)?);
+            return Ok(());
+        }
+        Some(Command::Reliability) => {
+            let client = clearance_dynamo::client_from_env().await;
+            let table = format!("clearance-bench-reliability-{}", std::process::id());
+            clearance_dynamo::table::create(&client, &table).await?;
+            let figures = concurrency_run::run(&args.database_url, &table, CONCURRENCY_FILTER).await;
+            clearance_dynamo::table::delete(&client, &table).await?;
+            println!("{}", serde_json::to_string_pretty(&figures?)?);
+            return Ok(());
+        }
+        Some(Command::Readme { readme }) => {
+            let results: Results = serde_json::from_str(&std::fs::read_to_string(&args.out)?)
+                .with_context(|| format!("reading {}", args.out.display()))?;
+            return write_readme(readme, &results);
+        }
+        None => {}
     }
+    let server = PgConnectOptions::from_str(&args.database_url)?;
+    let limit = std::time::Duration::from_secs(args.time_limit_secs);
+    match tokio::time::timeout(limit, run(&args)).await {
+        Ok(result) => result,
+        Err(_) => {
+            // Tables live in moto's memory; the database is ours to drop.
+            drop_db(&server).await?;
+            anyhow::bail!(
+                "the run passed its time limit of {} s; its database is dropped",
+                args.time_limit_secs
+            )
+        }
+    }
+}
+
+/// The whole run: loads, figures, clean-up, results file and README table.
+async fn run(args: &Args) -> anyhow::Result<()> {
+    let run_started = Instant::now();
     anyhow::ensure!(args.rows <= ROWS_MAX, "at most {ROWS_MAX} rows");
     anyhow::ensure!((1..=RUNS_MAX).contains(&args.load_runs) && (1..=RUNS_MAX).contains(&args.query_runs));
     anyhow::ensure!(
@@ -360,11 +418,11 @@ async fn main() -> anyhow::Result<()> {
             leaves_scanned,
         });
     }
-    let mut read_path = read_path(&args, &pool).await?;
+    let (mut read_path, concurrency) = read_path(args, &pool).await?;
     pool.close().await;
     if args.large_rows > 0 {
         anyhow::ensure!(args.large_rows <= ROWS_MAX, "at most {ROWS_MAX} rows");
-        let (search, batch) = large_search(&args, &server).await?;
+        let (search, batch) = large_search(args, &server).await?;
         read_path.large = Some(search);
         read_path.batch_large = Some(batch);
     }
@@ -391,89 +449,32 @@ async fn main() -> anyhow::Result<()> {
         date: chrono::Utc::now().to_rfc3339(),
         machine,
         rows: args.rows,
+        run_secs: run_started.elapsed().as_secs_f64(),
         lambda_init,
         load,
         pruned_read,
         read_path,
+        concurrency,
     };
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(&args.out, serde_json::to_string_pretty(&results)? + "\n")?;
 
-    println!("| figure | value |");
-    println!("|---|---|");
-    println!(
-        "| load {} generated rows with COPY (median of {}) | {:.2} s, {:.0} rows/s |",
-        args.rows, args.load_runs, results.load.median_secs, results.load.median_rows_per_sec
+    println!("{}", results::table(&results));
+    write_readme(&args.readme, &results)?;
+    anyhow::ensure!(
+        results.concurrency.violations.is_empty(),
+        "the reliability run found {} violations",
+        results.concurrency.violations.len()
     );
-    for r in &results.pruned_read {
-        println!(
-            "| {} ({} rows): partitioned, {} leaves / unpartitioned (EXPLAIN ANALYZE, median) | {:.1} ms / {:.1} ms ({:.1}x) |",
-            r.query,
-            r.rows,
-            r.leaves_scanned,
-            r.partitioned_median_ms,
-            r.unpartitioned_median_ms,
-            r.unpartitioned_median_ms / r.partitioned_median_ms
-        );
-    }
-    let r = &results.read_path;
-    let c = &r.cold_median;
-    println!(
-        "| cold search {} ({} rows), median of 3: SQL wait / encode+compress / store | {:.0} / {:.0} / {:.0} ms; SQL+encode wall {:.0} ms; total {:.0} ms |",
-        r.treaty, r.rows, c.sql_ms, c.encode_ms, c.store_ms, c.read_encode_wall_ms, c.total_ms
-    );
-    println!(
-        "| peak RSS of a {}-row search (child process) | {:.1} MB |",
-        r.rows,
-        c.peak_rss_kb as f64 / 1024.0
-    );
-    if let Some(l) = &r.large {
-        println!(
-            "| cold search of {} rows: SQL / encode / store, peak RSS | {:.0} / {:.0} / {:.0} ms, {:.1} MB |",
-            l.rows,
-            l.sql_ms,
-            l.encode_ms,
-            l.store_ms,
-            l.peak_rss_kb as f64 / 1024.0
-        );
-    }
-    println!(
-        "| warm page, server side ({} reads) | p50 {:.2} ms, p99 {:.2} ms |",
-        args.warm_reads, r.warm_page_p50_ms, r.warm_page_p99_ms
-    );
-    println!(
-        "| naive OFFSET/LIMIT, all {} pages on the unpartitioned copy | {:.0} ms (median page {:.1} ms); ours SQL+encode is {:.2}x faster |",
-        r.rows.div_ceil(1_000), r.naive_all_pages_ms, r.naive_page_median_ms, r.naive_all_pages_ms / c.read_encode_wall_ms
-    );
-    println!(
-        "| COPY ... TO STDOUT of the same rows (floor) | {:.0} ms ({:.1} MB); ours SQL+encode is {:.2}x the floor |",
-        r.copy_to_stdout_ms, r.copy_to_stdout_bytes as f64 / 1e6, c.read_encode_wall_ms / r.copy_to_stdout_ms
-    );
-    println!(
-        "| one clear of {} rows in PostgreSQL (guard + ledger + journal, one transaction); identical retry | {:.0} ms; retry {:.0} ms, {} rows changed |",
-        r.clear_100k_rows, r.clear_100k_ms, r.clear_retry_ms, r.clear_retry_rows_changed
-    );
-    let s = &r.sync_clears;
-    println!(
-        "| sync clear of {} rows, {} concurrent operators on one treaty ({} clears, through the router) | p50 {:.0} ms, p99 {:.0} ms; {} refused; split p50: snapshot {:.0} / PostgreSQL {:.0} (p99 {:.0}) / read-back {:.0} ms; one at a time p50 {:.0} ms ({:.0} / {:.0} / {:.0}) |",
-        s.rows_per_clear, s.operators, s.clears, s.p50_ms, s.p99_ms, s.refused, s.snapshot_p50_ms, s.ledger_p50_ms, s.ledger_p99_ms, s.read_back_p50_ms, s.single_p50_ms, s.single_split_p50_ms[0], s.single_split_p50_ms[1], s.single_split_p50_ms[2]
-    );
-    for b in std::iter::once(&r.batch).chain(r.batch_large.as_ref()) {
-        println!(
-            "| batch clear of {} rows ({} chunks), end to end: accepted (202) / workflow / total; PostgreSQL time (reserve + finalize) | {:.0} / {:.0} / {:.0} ms; DB {:.0} ms ({:.0} + {:.0}) |",
-            b.rows, b.chunks, b.accept_ms, b.run_ms, b.end_to_end_ms, b.db_ms, b.reserve_ms, b.finalize_ms
-        );
-    }
-    for f in &results.lambda_init {
-        println!(
-            "| Lambda init of {} (release, {:.1} MB binary; start to first Runtime API call, median of 5) | {:.1} ms |",
-            f.function,
-            f.binary_bytes as f64 / 1e6,
-            f.init_median_ms
-        );
-    }
     eprintln!("bench: wrote {}", args.out.display());
+    Ok(())
+}
+
+fn write_readme(path: &std::path::Path, results: &Results) -> anyhow::Result<()> {
+    let readme = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    std::fs::write(path, results::with_table(&readme, &results::table(results))?)?;
+    eprintln!("bench: rewrote the table in {}", path.display());
     Ok(())
 }

@@ -44,7 +44,7 @@ fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-fn peak_rss_kb() -> u64 {
+pub fn peak_rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -58,9 +58,8 @@ fn peak_rss_kb() -> u64 {
 pub type Service = ReadService<PgLedgerReader, DynamoSnapshotStore, DynamoScopeMirror>;
 
 pub async fn service(database_url: &str, table: &str) -> anyhow::Result<Service> {
-    let pool =
-        clearance_pg::connect(database_url, PoolLimits { connections_max: 2, ..PoolLimits::default() })
-            .await?;
+    let limits = PoolLimits { connections_max: 2, ..PoolLimits::default() };
+    let pool = clearance_pg::connect_as(database_url, clearance_pg::READER_ROLE, limits).await?;
     let client = clearance_dynamo::client_from_env().await;
     Ok(ReadService::new(
         PgLedgerReader::new(pool),
@@ -101,31 +100,30 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Runs the child and reads its report.
+/// Runs the cold search in a child process (its peak RSS is the search's
+/// alone) and reads its report.
 pub fn cold_search_in_child(
     database_url: &str,
     table: &str,
     treaty: &str,
     operator: &str,
 ) -> anyhow::Result<ColdSearch> {
+    in_child(database_url, &["search-once", "--table", table, "--treaty", treaty, "--operator", operator])
+}
+
+/// Runs this binary's subcommand `args` as a child process on
+/// `database_url` and parses the JSON it prints.
+pub fn in_child<T: serde::de::DeserializeOwned>(database_url: &str, args: &[&str]) -> anyhow::Result<T> {
     let exe = std::env::current_exe()?;
     let output = std::process::Command::new(exe)
-        .args([
-            "--database-url",
-            database_url,
-            "search-once",
-            "--table",
-            table,
-            "--treaty",
-            treaty,
-            "--operator",
-            operator,
-        ])
+        .args(["--database-url", database_url])
+        .args(args)
         .output()
-        .context("running the search child")?;
+        .with_context(|| format!("running the child {}", args.first().unwrap_or(&"")))?;
     anyhow::ensure!(
         output.status.success(),
-        "search child failed: {}",
+        "child {} failed: {}",
+        args.first().unwrap_or(&""),
         String::from_utf8_lossy(&output.stderr)
     );
     Ok(serde_json::from_slice(&output.stdout)?)

@@ -10,16 +10,16 @@ use anyhow::Context;
 use bytes::Bytes;
 use clearance_core::access::Identity;
 use clearance_http::{Api, ApiRequest};
-use clearance_local::{LocalStack, StackConfig};
+use clearance_local::{LocalStack, Pools, StackConfig};
 use clearance_pg::PoolLimits;
 use http::{HeaderMap, HeaderValue, Method};
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub const OPERATORS: usize = 16;
 pub const ROWS_PER_CLEAR: usize = 1_000;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SyncClears {
     pub operators: usize,
     pub rows_per_clear: usize,
@@ -38,6 +38,9 @@ pub struct SyncClears {
     pub single_p50_ms: f64,
     /// Its split p50: snapshot, PostgreSQL, read-back.
     pub single_split_p50_ms: [f64; 3],
+    /// Peak RSS of the process that ran them (a child of the bench): the
+    /// searches and the write path under 16 concurrent 1,000-row clears.
+    pub peak_rss_kb: u64,
 }
 
 fn now_secs() -> i64 {
@@ -120,16 +123,16 @@ pub async fn sync_clears(
     treaty: &str,
     rounds: usize,
 ) -> anyhow::Result<SyncClears> {
-    let pool = clearance_pg::connect(
-        database_url,
-        PoolLimits { connections_max: OPERATORS as u32 + 2, ..PoolLimits::default() },
-    )
-    .await?;
+    let limits = PoolLimits { connections_max: OPERATORS as u32 + 2, ..PoolLimits::default() };
+    let pools = Pools {
+        reader: clearance_pg::connect_as(database_url, clearance_pg::READER_ROLE, limits).await?,
+        app: clearance_pg::connect_as(database_url, clearance_pg::APP_ROLE, limits).await?,
+    };
     let client = clearance_dynamo::client_from_env().await;
     let events = clearance_workflow::EventBridgePublisher::client_from_env().await;
     let bus = format!("{table}-bus");
     clearance_workflow::events::ensure_bus(&events, &bus).await?;
-    let apis = Arc::new(LocalStack::new(pool, &client, &events, &StackConfig::new(table, bus)));
+    let apis = Arc::new(LocalStack::new(pools, &client, &events, &StackConfig::new(table, bus)));
     let mut latencies = Vec::new();
     let mut single = Vec::new();
     let mut split: Vec<Vec<(String, f64)>> = Vec::new();
@@ -205,5 +208,6 @@ pub async fn sync_clears(
         single_p50_ms: crate::percentile(&single, 50.0),
         single_split_p50_ms: ["snapshot", "ledger", "read_back"]
             .map(|name| crate::percentile(&metric_of(&single_split, name), 50.0)),
+        peak_rss_kb: crate::read_figures::peak_rss_kb(),
     })
 }

@@ -245,7 +245,15 @@ pub fn encode_chunk(rows: &[SnapshotRowRef]) -> std::io::Result<Vec<u8>> {
 /// When the bytes are not a chunk [`encode_chunk`] wrote.
 pub fn decode_chunk(bytes: &[u8]) -> Result<Vec<SnapshotRowRef>, StepError> {
     let corrupt = || StepError::Fatal("a stored job chunk is corrupt".into());
-    let raw = zstd::decode_all(bytes).map_err(|_| corrupt())?;
+    // Bounded: a frame that inflates past a full chunk is corrupt, not a
+    // reason to allocate whatever it claims.
+    let decoder = zstd::stream::read::Decoder::new(bytes).map_err(|_| corrupt())?;
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(decoder, (CHUNK_ROWS * REF_BYTES + 1) as u64),
+        &mut raw,
+    )
+    .map_err(|_| corrupt())?;
     if raw.len() % REF_BYTES != 0 || raw.len() / REF_BYTES > CHUNK_ROWS {
         return Err(corrupt());
     }
@@ -541,6 +549,16 @@ mod tests {
             assert_eq!(&decode_chunk(&bytes)?, chunk);
         }
         assert!(decode_chunk(b"not zstd").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn a_chunk_that_inflates_past_a_full_chunk_is_corrupt_without_being_inflated() -> std::io::Result<()> {
+        // 64 MiB of zeros compress to a few KiB; decoding stops one byte past
+        // the largest chunk there can be.
+        let bomb = zstd::encode_all(std::io::Read::take(std::io::repeat(0), 64 << 20), 19)?;
+        assert!(bomb.len() < 64 << 10);
+        assert!(matches!(decode_chunk(&bomb), Err(StepError::Fatal(_))));
         Ok(())
     }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 /// What the read path needs to run.
 #[derive(Debug, Clone)]
 pub struct ReadEnv {
-    /// PostgreSQL URL of the application role.
+    /// PostgreSQL URL of the read-only role (`clearance_reader`).
     pub database_url: String,
     /// The DynamoDB table (snapshots, scope mirror).
     pub table: String,
@@ -30,14 +30,14 @@ fn number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, ConfigError
 }
 
 impl ReadEnv {
-    /// Reads `CLEARANCE_APP_DATABASE_URL` (or `DATABASE_URL`), `CLEARANCE_TABLE`,
+    /// Reads `CLEARANCE_READER_DATABASE_URL` (or `DATABASE_URL`), `CLEARANCE_TABLE`,
     /// `CLEARANCE_SNAPSHOT_TTL_SECS` (3600), `CLEARANCE_DB_CONNECTIONS_MAX` (2),
     /// `CLEARANCE_STATEMENT_TIMEOUT_MS` (10000).
     ///
     /// # Errors
     /// [`ConfigError`] naming the missing or malformed variable.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let database_url = var("CLEARANCE_APP_DATABASE_URL").or_else(|_| var("DATABASE_URL"))?;
+        let database_url = var("CLEARANCE_READER_DATABASE_URL").or_else(|_| var("DATABASE_URL"))?;
         let snapshot_ttl_secs = number("CLEARANCE_SNAPSHOT_TTL_SECS", 3_600_i64)?;
         if !(60..=86_400).contains(&snapshot_ttl_secs) {
             return Err(ConfigError("CLEARANCE_SNAPSHOT_TTL_SECS must be 60 to 86400".into()));

@@ -12,7 +12,7 @@ mod write;
 
 pub use jobs::JobsApi;
 pub use read::ReadApi;
-pub use write::{WriteApi, CLEARANCE_BODY_BYTES_MAX};
+pub use write::{parse_clearance, parse_reversal, WriteApi, CLEARANCE_BODY_BYTES_MAX};
 
 use bytes::Bytes;
 use clearance_core::access::Identity;
@@ -98,7 +98,8 @@ impl From<ReadError> for ApiError {
                 StatusCode::NOT_FOUND,
                 "snapshot_not_found",
                 "no such snapshot for you, or it expired: run the search again",
-            ),
+            )
+            .with_field("id"),
             ReadError::PageOutOfRange { number, page_count } => ApiError::new(
                 StatusCode::NOT_FOUND,
                 "page_out_of_range",

@@ -187,22 +187,41 @@ pub fn job_body(job: &JobStatus) -> Vec<u8> {
 }
 
 /// Deserializes a JSON body, answering with the JSON pointer of the field
-/// that failed.
+/// that failed. A field the server owns ([`SERVER_OWNED_FIELDS`]) that the
+/// body type does not take is `read_only_field` (mass assignment), any
+/// other unknown one `unknown_field`.
 ///
 /// # Errors
-/// [`ApiError`] 400: `malformed_json`, `unknown_field`, `missing_field` or
-/// `invalid_type`.
+/// [`ApiError`] 400: `malformed_json`, `read_only_field`, `unknown_field`,
+/// `missing_field` or `invalid_type`.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let path = err.path().to_string();
+        // A JSON pointer (RFC 6901): `/check/amount`, `/selection/ids/3`.
+        let pointer: String = err
+            .path()
+            .iter()
+            .map(|segment| match segment {
+                serde_path_to_error::Segment::Seq { index } => format!("/{index}"),
+                serde_path_to_error::Segment::Map { key } => {
+                    format!("/{}", key.replace('~', "~0").replace('/', "~1"))
+                }
+                serde_path_to_error::Segment::Enum { variant } => format!("/{variant}"),
+                serde_path_to_error::Segment::Unknown => "/?".to_owned(),
+            })
+            .collect();
         let inner = err.into_inner();
         let message = inner.to_string();
-        let pointer = if path == "." { String::new() } else { format!("/{}", path.replace('.', "/")) };
         let (code, field) = if inner.is_syntax() || inner.is_eof() {
             ("malformed_json", String::new())
         } else if message.starts_with("unknown field `") {
             // The path already ends at the unknown field.
+            let name = pointer.rsplit('/').next().unwrap_or("");
+            if SERVER_OWNED_FIELDS.contains(&name) {
+                let message = format!("{name} is set by the server and cannot be sent");
+                return ApiError::new(StatusCode::BAD_REQUEST, "read_only_field", message)
+                    .with_field(pointer);
+            }
             ("unknown_field", pointer)
         } else if let Some(name) = message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
             ("missing_field", format!("{pointer}/{name}"))

@@ -18,7 +18,7 @@ use http::{HeaderValue, Method, Response, StatusCode};
 use uuid::Uuid;
 
 use crate::metrics::{self, Unit};
-use crate::wire::{self, ClearanceRequestWire, ReversalRequestWire, SERVER_OWNED_FIELDS};
+use crate::wire::{self, ClearanceRequestWire, ReversalRequestWire};
 use crate::{
     check_body_size, identity, json_response, method_not_allowed, route_not_found, Api, ApiError, ApiRequest,
     BODY_BYTES_MAX,
@@ -190,26 +190,13 @@ fn idempotency_error(err: IdempotencyError) -> ApiError {
     }
 }
 
-/// Parses a JSON body, answering a server-owned field with
-/// `read_only_field` (mass assignment) rather than `unknown_field`.
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    wire::parse_json(body).map_err(|mut err| {
-        let last = err.field.as_deref().and_then(|f| f.rsplit('/').next()).unwrap_or("");
-        if err.code == "unknown_field" && SERVER_OWNED_FIELDS.contains(&last) {
-            err.code = "read_only_field";
-            err.message = format!("{last} is set by the server and cannot be sent");
-        }
-        err
-    })
-}
-
 /// Parses and validates a clearance body. No IO happens before this succeeds.
 ///
 /// # Errors
 /// [`ApiError`] 400/413 with a stable code and the field.
 pub fn parse_clearance(body: &[u8]) -> Result<ClearanceRequest, ApiError> {
     check_body_size(body, CLEARANCE_BODY_BYTES_MAX)?;
-    let request: ClearanceRequestWire = parse_body(body)?;
+    let request: ClearanceRequestWire = wire::parse_json(body)?;
     Ok(ClearanceRequest::parse(&request.into())?)
 }
 
@@ -219,7 +206,7 @@ pub fn parse_clearance(body: &[u8]) -> Result<ClearanceRequest, ApiError> {
 /// [`ApiError`] 400/413 with a stable code and the field.
 pub fn parse_reversal(body: &[u8]) -> Result<ReversalReason, ApiError> {
     check_body_size(body, BODY_BYTES_MAX)?;
-    let request: ReversalRequestWire = parse_body(body)?;
+    let request: ReversalRequestWire = wire::parse_json(body)?;
     Ok(ReversalReason::parse(&request.reason)?)
 }
 

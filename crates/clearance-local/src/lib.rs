@@ -10,7 +10,7 @@ use clearance_core::idempotency::IdempotencyConfig;
 use clearance_core::read::{ReadConfig, ReadService};
 use clearance_core::write::{WriteConfig, WritePorts, WriteService};
 use clearance_dynamo::{DynamoIdempotencyStore, DynamoJobStore, DynamoScopeMirror, DynamoSnapshotStore};
-use clearance_http::{JobsApi, ReadApi, WriteApi};
+use clearance_http::{Api, ApiError, ApiRequest, JobsApi, ReadApi, WriteApi};
 use clearance_pg::batch::PgBatchLedger;
 use clearance_pg::clear::PgClearanceLedger;
 use clearance_pg::read::PgLedgerReader;
@@ -60,22 +60,31 @@ pub struct LocalStack<R = Runner> {
     pub steps: Arc<Steps>,
 }
 
+/// The two PostgreSQL pools, one per role, as the functions connect in AWS.
+#[derive(Clone)]
+pub struct Pools {
+    /// The read-only role (`clearance_reader`): the read path.
+    pub reader: sqlx::PgPool,
+    /// The application role (`clearance_app`): the write path and the batch steps.
+    pub app: sqlx::PgPool,
+}
+
 impl LocalStack<Runner> {
     /// The stack with the in-process runner starting jobs.
     pub fn new(
-        pool: sqlx::PgPool,
+        pools: Pools,
         dynamo: &aws_sdk_dynamodb::Client,
         events: &aws_sdk_eventbridge::Client,
         config: &StackConfig,
     ) -> Self {
-        Self::with_starter(pool, dynamo, events, config, LocalRunner::new)
+        Self::with_starter(pools, dynamo, events, config, LocalRunner::new)
     }
 }
 
 impl<R: JobStarter> LocalStack<R> {
     /// The stack with `starter(steps)` starting jobs.
     pub fn with_starter(
-        pool: sqlx::PgPool,
+        pools: Pools,
         dynamo: &aws_sdk_dynamodb::Client,
         events: &aws_sdk_eventbridge::Client,
         config: &StackConfig,
@@ -88,16 +97,16 @@ impl<R: JobStarter> LocalStack<R> {
         let publisher = EventBridgePublisher::new(events.clone(), config.event_bus.clone());
         let steps = Arc::new(BatchSteps {
             jobs: jobs.clone(),
-            ledger: PgBatchLedger::new(pool.clone()),
+            ledger: PgBatchLedger::new(pools.app.clone()),
             events: publisher.clone(),
             mirror: mirror.clone(),
         });
         let read =
-            ReadService::new(PgLedgerReader::new(pool.clone()), store.clone(), mirror.clone(), config.read);
+            ReadService::new(PgLedgerReader::new(pools.reader), store.clone(), mirror.clone(), config.read);
         let write = WriteService::new(
             WritePorts {
                 store,
-                ledger: PgClearanceLedger::new(pool),
+                ledger: PgClearanceLedger::new(pools.app),
                 mirror,
                 jobs: jobs.clone(),
                 starter: starter(Arc::clone(&steps)),
@@ -114,6 +123,27 @@ impl<R: JobStarter> LocalStack<R> {
             ),
             jobs: JobsApi::new(jobs),
             steps,
+        }
+    }
+}
+
+/// The router of the local server (and of tests that want one door): each
+/// path goes to the API that serves it, as API Gateway routes each to its
+/// function; any other path is 404 `route_not_found`.
+impl<R: JobStarter + 'static> Api for LocalStack<R> {
+    fn serves(&self, path: &str) -> bool {
+        self.read.serves(path) || self.write.serves(path) || self.jobs.serves(path)
+    }
+
+    async fn handle(&self, request: ApiRequest<'_>) -> http::Response<bytes::Bytes> {
+        if self.read.serves(request.path) {
+            self.read.handle(request).await
+        } else if self.write.serves(request.path) {
+            self.write.handle(request).await
+        } else if self.jobs.serves(request.path) {
+            self.jobs.handle(request).await
+        } else {
+            ApiError::new(http::StatusCode::NOT_FOUND, "route_not_found", "no such route").into_response()
         }
     }
 }

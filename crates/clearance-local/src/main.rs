@@ -18,7 +18,7 @@ use clearance_core::snapshot::InputError;
 use clearance_core::write::WriteConfig;
 use clearance_http::config::{ReadEnv, WriteEnv};
 use clearance_http::{Api, ApiError, ApiRequest, CLEARANCE_BODY_BYTES_MAX};
-use clearance_local::{LocalStack, StackConfig};
+use clearance_local::{LocalStack, Pools, StackConfig};
 use clearance_pg::PoolLimits;
 use http::StatusCode;
 
@@ -53,15 +53,7 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
                 identity: dev_identity(&parts.headers),
                 now_secs,
             };
-            if app.read.serves(request.path) {
-                app.read.handle(request).await
-            } else if app.write.serves(request.path) {
-                app.write.handle(request).await
-            } else if app.jobs.serves(request.path) {
-                app.jobs.handle(request).await
-            } else {
-                ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route").into_response()
-            }
+            app.handle(request).await
         }
     };
     response.map(Body::from)
@@ -82,7 +74,11 @@ async fn main() -> anyhow::Result<()> {
     );
     let limits =
         PoolLimits { connections_max: 16, statement_timeout: env.statement_timeout, ..PoolLimits::default() };
-    let pool = clearance_pg::connect(&env.database_url, limits).await?;
+    // Each path as the role it has in AWS: reads cannot write the ledger.
+    let pools = Pools {
+        reader: clearance_pg::connect(&env.database_url, limits).await?,
+        app: clearance_pg::connect(&write_env.database_url, limits).await?,
+    };
     let dynamo = clearance_dynamo::client_from_env().await;
     clearance_dynamo::table::ensure(&dynamo, &env.table)
         .await
@@ -101,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
         },
         ..StackConfig::new(env.table.clone(), event_bus)
     };
-    let app = Arc::new(LocalStack::new(pool, &dynamo, &events, &config));
+    let app = Arc::new(LocalStack::new(pools, &dynamo, &events, &config));
     // Jobs run in this process: those a previous run left running resume
     // (their steps are idempotent), as Step Functions would carry them on.
     let jobs = clearance_dynamo::DynamoJobStore::new(dynamo.clone(), env.table.clone());

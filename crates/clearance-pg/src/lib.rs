@@ -1,6 +1,7 @@
 //! PostgreSQL adapter: connection pools, the embedded migrations, the bulk
 //! loader and the queries on the partitioned ledger.
 
+pub mod audit;
 pub mod batch;
 pub mod clear;
 pub mod load;
@@ -19,6 +20,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations"
 
 /// The role the services connect as (see the application-role migration).
 pub const APP_ROLE: &str = "clearance_app";
+
+/// The read-only role the read path connects as (see the reader-role migration).
+pub const READER_ROLE: &str = "clearance_reader";
 
 /// Limits of one pool. A Lambda instance serves one request at a time, so a
 /// small pool suffices there; the local server and the loader use more.
@@ -45,10 +49,27 @@ impl Default for PoolLimits {
 /// # Errors
 /// When the URL does not parse or the first connection cannot be made.
 pub async fn connect(url: &str, limits: PoolLimits) -> anyhow::Result<PgPool> {
-    let options = session_options(
+    open(parse(url, limits)?, limits).await
+}
+
+/// [`connect`] as `role` on the server and database of `url` (trust or
+/// peer authentication: what the local stack and the benchmark use to run
+/// each path as the role it has in AWS).
+///
+/// # Errors
+/// When the URL does not parse or the first connection cannot be made.
+pub async fn connect_as(url: &str, role: &str, limits: PoolLimits) -> anyhow::Result<PgPool> {
+    open(parse(url, limits)?.username(role), limits).await
+}
+
+fn parse(url: &str, limits: PoolLimits) -> anyhow::Result<PgConnectOptions> {
+    Ok(session_options(
         PgConnectOptions::from_str(url).context("DATABASE_URL is not a PostgreSQL URL")?,
         limits,
-    );
+    ))
+}
+
+async fn open(options: PgConnectOptions, limits: PoolLimits) -> anyhow::Result<PgPool> {
     PgPoolOptions::new()
         .max_connections(limits.connections_max)
         .acquire_timeout(limits.acquire_timeout)
@@ -93,10 +114,7 @@ pub async fn create_database_if_missing(url: &str) -> anyhow::Result<()> {
 /// # Errors
 /// When the URL does not parse.
 pub fn connect_lazy(url: &str, limits: PoolLimits) -> anyhow::Result<PgPool> {
-    let options = session_options(
-        PgConnectOptions::from_str(url).context("DATABASE_URL is not a PostgreSQL URL")?,
-        limits,
-    );
+    let options = parse(url, limits)?;
     Ok(PgPoolOptions::new()
         .max_connections(limits.connections_max)
         .acquire_timeout(limits.acquire_timeout)

@@ -1,0 +1,359 @@
+//! The reliability run of `make bench`: 64 operators on one treaty's open
+//! rows at once, through the router, each in a bounded loop of searches and
+//! overlapping selections: synchronous clears (some replayed with their
+//! idempotency key), batch jobs (above a lowered sync limit, run by the
+//! in-process runner) and reversals of their own clearances, interleaved.
+//! At the end the ledger is audited (`clearance_pg::audit`) and its counts
+//! compared with the answers: any broken invariant, unexpected answer or
+//! mismatch is a violation, and there must be none.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clearance_core::write::WriteConfig;
+use clearance_local::{LocalStack, Pools, StackConfig};
+use clearance_pg::PoolLimits;
+use http::Method;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+use crate::write_figures::call;
+
+pub const OPERATORS: usize = 64;
+/// Actions per operator.
+pub const ROUNDS: usize = 6;
+/// Above this many rows a clearance is a batch job in this run.
+const SYNC_ROWS_MAX: usize = 100;
+const JOB_WAIT_MAX: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ConcurrencyFigures {
+    pub operators: usize,
+    pub rounds: usize,
+    pub filter: String,
+    pub wall_ms: f64,
+    pub attempts: u64,
+    pub commits: u64,
+    pub conflicts: u64,
+    pub sync: Outcomes,
+    pub batch: Outcomes,
+    pub reversal: Outcomes,
+    /// Requests sent again with their idempotency key after a commit, and
+    /// answered with the same clearance.
+    pub replays: u64,
+    /// Rounds that found too few open rows for their selection.
+    pub skipped: u64,
+    /// Each broken invariant, unexpected answer or count mismatch.
+    pub violations: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Outcomes {
+    pub attempts: u64,
+    pub commits: u64,
+    pub conflicts: u64,
+}
+
+impl Outcomes {
+    fn add(&mut self, other: Outcomes) {
+        self.attempts += other.attempts;
+        self.commits += other.commits;
+        self.conflicts += other.conflicts;
+    }
+}
+
+/// What one operator did.
+#[derive(Default)]
+struct Tally {
+    sync: Outcomes,
+    batch: Outcomes,
+    reversal: Outcomes,
+    replays: u64,
+    skipped: u64,
+    violations: Vec<String>,
+}
+
+/// xorshift64: deterministic per operator, no shared state.
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n.max(1) as u64) as usize
+    }
+}
+
+fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body).unwrap_or(serde_json::Value::Null)
+}
+
+/// Runs the 64 operators on `filter` (one currency, open rows) and audits
+/// the ledger. `database_url` is the owner's; the stack connects each path
+/// as its role.
+pub async fn run(database_url: &str, table: &str, filter: &str) -> anyhow::Result<ConcurrencyFigures> {
+    let limits = PoolLimits { connections_max: 24, ..PoolLimits::default() };
+    let pools = Pools {
+        reader: clearance_pg::connect_as(database_url, clearance_pg::READER_ROLE, limits).await?,
+        app: clearance_pg::connect_as(database_url, clearance_pg::APP_ROLE, limits).await?,
+    };
+    let owner = clearance_pg::connect(database_url, PoolLimits { connections_max: 2, ..limits }).await?;
+    let client = clearance_dynamo::client_from_env().await;
+    let events = clearance_workflow::EventBridgePublisher::client_from_env().await;
+    let bus = format!("{table}-bus");
+    clearance_workflow::events::ensure_bus(&events, &bus).await?;
+    let config = StackConfig {
+        write: WriteConfig { sync_rows_max: SYNC_ROWS_MAX, ..WriteConfig::default() },
+        ..StackConfig::new(table, bus)
+    };
+    let apis = Arc::new(LocalStack::new(pools.clone(), &client, &events, &config));
+    let before = ledger_counts(&owner).await?;
+
+    let started = Instant::now();
+    // Idempotency keys of this run only: a rerun on the same ledger is new work.
+    let run =
+        format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis());
+    let mut tasks = Vec::new();
+    for op in 0..OPERATORS {
+        let apis = Arc::clone(&apis);
+        let filter = filter.to_owned();
+        let run = run.clone();
+        tasks.push(tokio::spawn(async move { operator(&*apis, op, &filter, &run).await }));
+    }
+    let mut figures = ConcurrencyFigures {
+        operators: OPERATORS,
+        rounds: ROUNDS,
+        filter: filter.to_owned(),
+        ..ConcurrencyFigures::default()
+    };
+    for task in tasks {
+        let tally = task.await.context("an operator task panicked")?;
+        figures.sync.add(tally.sync);
+        figures.batch.add(tally.batch);
+        figures.reversal.add(tally.reversal);
+        figures.replays += tally.replays;
+        figures.skipped += tally.skipped;
+        figures.violations.extend(tally.violations);
+    }
+    figures.wall_ms = started.elapsed().as_secs_f64() * 1e3;
+    for o in [figures.sync, figures.batch, figures.reversal] {
+        figures.attempts += o.attempts;
+        figures.commits += o.commits;
+        figures.conflicts += o.conflicts;
+    }
+
+    // The ledger against the answers, then against its invariants.
+    let after = ledger_counts(&owner).await?;
+    let posted = after.0 - before.0;
+    let reversed = after.1 - before.1;
+    let committed = (figures.sync.commits + figures.batch.commits) as i64;
+    if posted != committed {
+        figures
+            .violations
+            .push(format!("{posted} clearances in the ledger for {committed} commits answered"));
+    }
+    if reversed != figures.reversal.commits as i64 {
+        figures
+            .violations
+            .push(format!("{reversed} reversals in the ledger for {} answered", figures.reversal.commits));
+    }
+    for (invariant, broken) in clearance_pg::audit::violations(&owner).await? {
+        if broken != 0 {
+            figures.violations.push(format!("{invariant}: {broken}"));
+        }
+    }
+    owner.close().await;
+    pools.app.close().await;
+    pools.reader.close().await;
+    Ok(figures)
+}
+
+async fn ledger_counts(pool: &PgPool) -> anyhow::Result<(i64, i64)> {
+    Ok(sqlx::query_as("SELECT (SELECT count(*) FROM clearances), (SELECT count(*) FROM clearance_reversals)")
+        .fetch_one(pool)
+        .await?)
+}
+
+/// One operator's bounded loop.
+async fn operator<A: clearance_http::Api>(apis: &A, op: usize, filter: &str, run: &str) -> Tally {
+    let name = format!("bench-op-{op:02}");
+    let mut dice = Dice((op as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut tally = Tally::default();
+    let mut live: Vec<String> = Vec::new();
+    for round in 0..ROUNDS {
+        let key = format!("{name}-{run}-{round}");
+        let roll = dice.below(10);
+        if roll < 2 && !live.is_empty() {
+            let clearance = live.swap_remove(dice.below(live.len()));
+            reverse(apis, &name, &clearance, &key, &mut tally).await;
+            continue;
+        }
+        let (status, body, _) =
+            call(apis, Method::POST, "/v1/searches", filter.as_bytes(), &name, None).await;
+        if status != 200 {
+            tally.violations.push(format!("{name}: search answered {status}"));
+            continue;
+        }
+        let search = json(&body);
+        // Batch selections cross the sync limit and come from the later
+        // pages; sync ones stay under it and come from the first two. Each
+        // kind overlaps with its own kind, and reversals reopen rows of both.
+        let batch = roll >= 8;
+        let pages = search["page_count"].as_u64().unwrap_or(1) as usize;
+        let page = if batch && pages > 2 { 2 + dice.below(pages - 2) } else { dice.below(pages.min(2)) };
+        let rows = if page == 0 {
+            search["page"]["rows"].as_array().cloned().unwrap_or_default()
+        } else {
+            let path =
+                format!("/v1/searches/{}/pages/{page}", search["snapshot_id"].as_str().unwrap_or_default());
+            let (status, body, _) = call(apis, Method::GET, &path, b"", &name, None).await;
+            if status != 200 {
+                tally.violations.push(format!("{name}: page {page} answered {status}"));
+                continue;
+            }
+            json(&body)["rows"].as_array().cloned().unwrap_or_default()
+        };
+        let size = if batch { SYNC_ROWS_MAX + 1 + dice.below(250) } else { 3 + dice.below(30) };
+        if rows.len() < size {
+            tally.skipped += 1;
+            continue;
+        }
+        let start = dice.below(rows.len() - size + 1);
+        let picked = &rows[start..start + size];
+        let Ok(request) = clearance_body(&search, picked) else {
+            tally.violations.push(format!("{name}: unreadable search answer"));
+            continue;
+        };
+        if batch {
+            clear_batch(apis, &name, &request, &key, &mut tally, &mut live).await;
+        } else {
+            clear_sync(apis, &name, &request, &key, &mut tally, &mut live).await;
+        }
+    }
+    tally
+}
+
+fn clearance_body(search: &serde_json::Value, picked: &[serde_json::Value]) -> anyhow::Result<Vec<u8>> {
+    let mut total = Decimal::ZERO;
+    for row in picked {
+        total += row["amount"].as_str().context("amount")?.parse::<Decimal>()?;
+    }
+    let currency = picked.first().and_then(|r| r["currency"].as_str()).context("currency")?;
+    let (amount, allow) = if total > Decimal::ZERO { (total, false) } else { (Decimal::ONE, true) };
+    Ok(serde_json::json!({
+        "snapshot_id": search["snapshot_id"],
+        "version_token": search["version_token"],
+        "selection": { "ids": picked.iter().map(|r| r["id"].clone()).collect::<Vec<_>>() },
+        "check": { "number": "BENCH-64", "amount": amount.to_string(), "currency": currency, "received_on": "2024-06-30" },
+        "allow_difference": allow,
+    })
+    .to_string()
+    .into_bytes())
+}
+
+async fn clear_sync<A: clearance_http::Api>(
+    apis: &A,
+    name: &str,
+    request: &[u8],
+    key: &str,
+    tally: &mut Tally,
+    live: &mut Vec<String>,
+) {
+    tally.sync.attempts += 1;
+    let (status, body, _) = call(apis, Method::POST, "/v1/clearances", request, name, Some(key)).await;
+    let answer = json(&body);
+    match (status, answer["error"].as_str()) {
+        (201, _) => {
+            tally.sync.commits += 1;
+            let id = answer["clearance_id"].as_str().unwrap_or_default().to_owned();
+            // Every other commit is sent again, as a client retrying a lost answer would.
+            if tally.sync.commits % 2 == 0 {
+                let (again, body, _) =
+                    call(apis, Method::POST, "/v1/clearances", request, name, Some(key)).await;
+                if again == 201 && json(&body)["clearance_id"].as_str() == Some(id.as_str()) {
+                    tally.replays += 1;
+                } else {
+                    tally.violations.push(format!("{name}: replay of {key} answered {again}"));
+                }
+            }
+            live.push(id);
+        }
+        (409, Some("stale_snapshot")) => tally.sync.conflicts += 1,
+        (other, code) => tally.violations.push(format!("{name}: clear answered {other} {code:?}")),
+    }
+}
+
+async fn clear_batch<A: clearance_http::Api>(
+    apis: &A,
+    name: &str,
+    request: &[u8],
+    key: &str,
+    tally: &mut Tally,
+    live: &mut Vec<String>,
+) {
+    tally.batch.attempts += 1;
+    let (status, body, _) = call(apis, Method::POST, "/v1/clearances", request, name, Some(key)).await;
+    let answer = json(&body);
+    match (status, answer["error"].as_str()) {
+        (202, _) => {}
+        (409, Some("stale_snapshot")) => {
+            tally.batch.conflicts += 1;
+            return;
+        }
+        (other, code) => {
+            tally.violations.push(format!("{name}: batch answered {other} {code:?}"));
+            return;
+        }
+    }
+    let path = format!("/v1/jobs/{}", answer["job_id"].as_str().unwrap_or_default());
+    let waited = Instant::now();
+    while waited.elapsed() < JOB_WAIT_MAX {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (status, body, _) = call(apis, Method::GET, &path, b"", name, None).await;
+        let job = json(&body);
+        match (status, job["state"].as_str()) {
+            (200, Some("succeeded")) => {
+                tally.batch.commits += 1;
+                live.push(job["clearance_id"].as_str().unwrap_or_default().to_owned());
+                return;
+            }
+            (200, Some("failed")) if job["error"]["code"] == "conflict" => {
+                tally.batch.conflicts += 1;
+                return;
+            }
+            (200, Some("failed")) => {
+                tally.violations.push(format!("{name}: job {path} failed: {}", job["error"]));
+                return;
+            }
+            (200, _) => {}
+            (other, _) => {
+                tally.violations.push(format!("{name}: job status answered {other}"));
+                return;
+            }
+        }
+    }
+    tally.violations.push(format!("{name}: job {path} still running after {JOB_WAIT_MAX:?}"));
+}
+
+async fn reverse<A: clearance_http::Api>(
+    apis: &A,
+    name: &str,
+    clearance: &str,
+    key: &str,
+    tally: &mut Tally,
+) {
+    tally.reversal.attempts += 1;
+    let path = format!("/v1/clearances/{clearance}/reversal");
+    let body = br#"{"reason": "bench: check returned"}"#;
+    let (status, answer, _) = call(apis, Method::POST, &path, body, name, Some(key)).await;
+    match status {
+        200 => tally.reversal.commits += 1,
+        other => {
+            let code = json(&answer)["error"].as_str().map(str::to_owned);
+            tally.violations.push(format!("{name}: reversal answered {other} {code:?}"))
+        }
+    }
+}
