@@ -260,6 +260,11 @@ impl VersionToken {
             return Err(TokenError);
         }
         let hex_part = raw.strip_prefix("v1.").ok_or(TokenError)?;
+        // Lower-case hex only, as issued (found by fuzzing: `3D` for `3d`
+        // parsed to the same token under another spelling).
+        if !hex_part.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(TokenError);
+        }
         let bytes = hex::decode(hex_part).map_err(|_| TokenError)?;
         let text = String::from_utf8(bytes).map_err(|_| TokenError)?;
         let mut pairs = Vec::new();
@@ -405,6 +410,9 @@ mod tests {
             &format!("v1.{}", hex::encode("tr-0001=1")),
             &format!("v1.{}", hex::encode("TR-0002=1;TR-0001=1")),
             &format!("v1.{}", hex::encode("TR-0001=-1")),
+            // The issued spelling is lower-case hex (a fuzzing find).
+            &format!("v1.{}", hex::encode_upper("TR-0001=1")),
+            "v1.545254523D30",
         ] {
             if bad == "v1." {
                 continue; // the empty token is the canonical token of no treaty
