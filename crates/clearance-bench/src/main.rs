@@ -92,6 +92,9 @@ enum Command {
         treaty: String,
         #[arg(long)]
         operator: String,
+        /// Then page 0 of the snapshot sorted by amount (a view).
+        #[arg(long)]
+        view: bool,
     },
     /// The sync clear figure, reported as JSON (run as a child for its RSS).
     SyncClears {
@@ -139,6 +142,7 @@ fn median_cold(runs: &[ColdSearch]) -> ColdSearch {
         read_encode_wall_ms: m(|r| r.read_encode_wall_ms),
         total_ms: m(|r| r.total_ms),
         peak_rss_kb: runs.iter().map(|r| r.peak_rss_kb).max().unwrap_or(0),
+        view_ms: None,
     }
 }
 
@@ -162,6 +166,7 @@ async fn read_path(
                 &table,
                 treaty,
                 &format!("bench-cold-{run}"),
+                false,
             )?);
         }
         progress(&format!("{} warm page reads", args.warm_reads));
@@ -215,6 +220,7 @@ async fn read_path(
             copy_to_stdout_ms,
             copy_to_stdout_bytes,
             large: None,
+            large_view: None,
             clear_100k_ms,
             clear_100k_rows,
             clear_retry_ms,
@@ -232,7 +238,7 @@ async fn read_path(
 async fn large_search(
     args: &Args,
     server: &PgConnectOptions,
-) -> anyhow::Result<(ColdSearch, batch_figures::BatchFigure)> {
+) -> anyhow::Result<(ColdSearch, ColdSearch, batch_figures::BatchFigure)> {
     let db = fresh_db(server).await?;
     progress(&format!("large ledger: loading {} rows", args.large_rows));
     clearance_pg::load::load(&db, &mut Generator::new(1).with_rows(args.large_rows)).await?;
@@ -243,13 +249,15 @@ async fn large_search(
     progress("cold search of TR-0001 on the large ledger (child process)");
     let url = with_database(&args.database_url, BENCH_DB);
     let result = async {
-        let search = read_figures::cold_search_in_child(&url, &table, "TR-0001", "bench-large")?;
+        let search = read_figures::cold_search_in_child(&url, &table, "TR-0001", "bench-large", false)?;
+        progress("the same search by another operator, then page 0 sorted by amount (a view), in one child");
+        let view = read_figures::cold_search_in_child(&url, &table, "TR-0001", "bench-large-view", true)?;
         progress("a batch job of the heavy treaty's USD rows on the large ledger");
         let batch: batch_figures::BatchFigure = read_figures::in_child(
             &url,
             &["batch-clear", "--table", &table, "--filter", BATCH_LARGE_FILTER],
         )?;
-        anyhow::Ok((search, batch))
+        anyhow::Ok((search, view, batch))
     }
     .await;
     clearance_dynamo::table::delete(&client, &table).await?;
@@ -298,8 +306,8 @@ async fn execution_ms(pool: &PgPool, sql: &str) -> anyhow::Result<(f64, usize)> 
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     match &args.command {
-        Some(Command::SearchOnce { table, treaty, operator }) => {
-            return read_figures::search_once(&args.database_url, table, treaty, operator).await;
+        Some(Command::SearchOnce { table, treaty, operator, view }) => {
+            return read_figures::search_once(&args.database_url, table, treaty, operator, *view).await;
         }
         Some(Command::SyncClears { table, treaty, rounds }) => {
             let figure = write_figures::sync_clears(&args.database_url, table, treaty, *rounds).await?;
@@ -422,8 +430,9 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     pool.close().await;
     if args.large_rows > 0 {
         anyhow::ensure!(args.large_rows <= ROWS_MAX, "at most {ROWS_MAX} rows");
-        let (search, batch) = large_search(args, &server).await?;
+        let (search, view, batch) = large_search(args, &server).await?;
         read_path.large = Some(search);
+        read_path.large_view = Some(view);
         read_path.batch_large = Some(batch);
     }
     drop_db(&server).await?;

@@ -29,6 +29,11 @@ pub struct ColdSearch {
     pub read_encode_wall_ms: f64,
     pub total_ms: f64,
     pub peak_rss_kb: u64,
+    /// With `--view`: page 0 of the snapshot sorted by amount, descending,
+    /// read right after the search (the view is built from the snapshot's
+    /// chunks); the peak RSS then covers both.
+    #[serde(default)]
+    pub view_ms: Option<f64>,
 }
 
 pub fn filter(treaty: &str) -> anyhow::Result<SearchFilter> {
@@ -75,6 +80,7 @@ pub async fn search_once(
     table: &str,
     treaty: &str,
     operator: &str,
+    view: bool,
 ) -> anyhow::Result<()> {
     let service = service(database_url, table).await?;
     let who = Identity::parse(operator, "*")?;
@@ -90,8 +96,18 @@ pub async fn search_once(
         store_ms: ms(outcome.timings.store),
         read_encode_wall_ms: ms(outcome.timings.read_encode_wall),
         total_ms: ms(total),
-        peak_rss_kb: peak_rss_kb(),
+        peak_rss_kb: 0,
+        view_ms: None,
     };
+    let view_ms = if view {
+        let by_amount = ViewSpec::parse(Some("amount:desc"), None, None)?;
+        let started = Instant::now();
+        service.page(&who, &outcome.meta.id, 0, &by_amount, now_secs()).await?;
+        Some(ms(started.elapsed()))
+    } else {
+        None
+    };
+    let report = ColdSearch { view_ms, peak_rss_kb: peak_rss_kb(), ..report };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
@@ -107,8 +123,13 @@ pub fn cold_search_in_child(
     table: &str,
     treaty: &str,
     operator: &str,
+    view: bool,
 ) -> anyhow::Result<ColdSearch> {
-    in_child(database_url, &["search-once", "--table", table, "--treaty", treaty, "--operator", operator])
+    let mut args = vec!["search-once", "--table", table, "--treaty", treaty, "--operator", operator];
+    if view {
+        args.push("--view");
+    }
+    in_child(database_url, &args)
 }
 
 /// Runs this binary's subcommand `args` as a child process on

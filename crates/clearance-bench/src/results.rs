@@ -60,6 +60,9 @@ pub struct ReadResults {
     pub copy_to_stdout_ms: f64,
     pub copy_to_stdout_bytes: u64,
     pub large: Option<ColdSearch>,
+    /// The large search again, then page 0 of its view sorted by amount,
+    /// in one process.
+    pub large_view: Option<ColdSearch>,
     pub clear_100k_ms: f64,
     pub clear_100k_rows: u64,
     pub clear_retry_ms: f64,

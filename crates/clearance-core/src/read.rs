@@ -110,7 +110,7 @@ pub struct ReadService<L, S, M> {
 }
 
 /// Every row of a stored snapshot, in its order, decoded from its chunks
-/// (read a few at a time). Never touches the ledger.
+/// (read a few at a time), for derived views. Never touches the ledger.
 ///
 /// # Errors
 /// Backend errors; [`ChunkError`] when a chunk is missing or corrupt.
@@ -118,31 +118,48 @@ pub(crate) async fn snapshot_rows<S: SnapshotStore>(
     store: &S,
     meta: &SnapshotMeta,
 ) -> Result<Vec<LedgerRow>, ReadError> {
+    let mut rows = Vec::with_capacity(meta.row_count.min(10_000_000) as usize);
+    each_snapshot_page(store, meta, |page| rows.extend(page)).await?;
+    Ok(rows)
+}
+
+/// Hands each page of a snapshot, decoded, to `visit`, in order. Only the
+/// reads in flight and the page being visited are in memory, so a caller
+/// that keeps a little of each page (the write path resolving a selection)
+/// stays small however large the snapshot.
+///
+/// # Errors
+/// A page missing or corrupt, or the pages not holding the meta's row count.
+pub(crate) async fn each_snapshot_page<S: SnapshotStore>(
+    store: &S,
+    meta: &SnapshotMeta,
+    mut visit: impl FnMut(Vec<LedgerRow>),
+) -> Result<(), ReadError> {
     let pages: Vec<u32> = (0..meta.page_count.min(PAGES_MAX)).collect();
     let reads: Vec<Vec<u32>> = pages.chunks(CHUNKS_PER_READ).map(<[u32]>::to_vec).collect();
     let id = &meta.id;
-    let batches: Vec<Vec<Option<Vec<u8>>>> = futures_util::stream::iter(reads)
+    let mut batches = futures_util::stream::iter(reads)
         .map(|numbers| async move { store.chunks(id, &numbers).await })
-        .buffered(CHUNK_READS_IN_FLIGHT)
-        .try_collect()
-        .await?;
-    let chunks = batches.into_iter().flatten();
-    let mut rows = Vec::with_capacity(meta.row_count.min(10_000_000) as usize);
-    for (n, chunk) in chunks.into_iter().enumerate() {
-        let chunk = chunk.ok_or_else(|| {
-            ReadError::Chunk(ChunkError::Corrupt(format!("page {n} of {} is missing", meta.id)))
-        })?;
-        rows.extend(decode_rows(&chunk)?);
+        .buffered(CHUNK_READS_IN_FLIGHT);
+    let (mut n, mut seen) = (0_usize, 0_u64);
+    while let Some(batch) = batches.try_next().await? {
+        for chunk in batch {
+            let chunk = chunk.ok_or_else(|| {
+                ReadError::Chunk(ChunkError::Corrupt(format!("page {n} of {} is missing", meta.id)))
+            })?;
+            let page = decode_rows(&chunk)?;
+            seen += page.len() as u64;
+            visit(page);
+            n += 1;
+        }
     }
-    if rows.len() as u64 != meta.row_count {
+    if seen != meta.row_count {
         return Err(ReadError::Chunk(ChunkError::Corrupt(format!(
-            "{} holds {} rows in its chunks, its meta says {}",
-            meta.id,
-            rows.len(),
-            meta.row_count
+            "{} holds {seen} rows in its chunks, its meta says {}",
+            meta.id, meta.row_count
         ))));
     }
-    Ok(rows)
+    Ok(())
 }
 
 impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadService<L, S, M> {
