@@ -182,6 +182,17 @@ pub fn table(r: &Results) -> String {
             ),
         );
     }
+    if let Some(v) = &rp.large_view {
+        row(
+            format!(
+                "peak RSS of a {}-row search and then its first page sorted by amount (a view built from the snapshot), own process",
+                thousands(v.rows as f64)
+            ),
+            "<= 256 MB",
+            verdict((v.peak_rss_kb as f64) / 1024.0 <= 256.0, format!("{:.1} MB", v.peak_rss_kb as f64 / 1024.0))
+                + &format!(" (the view's first page in {} ms)", thousands(v.view_ms.unwrap_or(f64::NAN))),
+        );
+    }
     row(
         format!(
             "naive baseline: the same {} pages as OFFSET/LIMIT on the unpartitioned copy",
@@ -266,6 +277,11 @@ pub fn table(r: &Results) -> String {
             b.db_ms <= 500.0,
             format!("{} ms ({} + {})", thousands(b.db_ms), thousands(b.reserve_ms), thousands(b.finalize_ms)),
         ),
+    );
+    row(
+        "peak RSS of that job's path: POST to 202, then every batch step (own process)".to_owned(),
+        "reported",
+        rss(b.peak_rss_kb),
     );
     if let Some(b) = &rp.batch_large {
         row(

@@ -47,8 +47,11 @@ fn canonical_code(raw: &str) -> Result<String, CodeError> {
 macro_rules! code_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
+        ///
+        /// Shared, not copied, on clone: a snapshot's rows repeat a few
+        /// codes many times ([`CodeCache`]).
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(String);
+        pub struct $name(std::sync::Arc<str>);
 
         impl $name {
             /// Parses an upstream code into its canonical spelling.
@@ -57,7 +60,7 @@ macro_rules! code_type {
             /// [`CodeError`] when the code is empty, too long or holds a
             /// character outside A-Z, 0-9 and '-'.
             pub fn parse(raw: &str) -> Result<Self, CodeError> {
-                canonical_code(raw).map(Self)
+                canonical_code(raw).map(|code| Self(code.into()))
             }
 
             pub fn as_str(&self) -> &str {
@@ -81,6 +84,44 @@ code_type!(
     /// A ceding company, e.g. `CED-001`.
     CedentId
 );
+
+/// Parses codes that repeat (the treaty and cedent of each row of a page)
+/// once each: a repeat is a clone of the first, sharing its text.
+#[derive(Debug)]
+pub struct CodeCache<T> {
+    seen: Vec<T>,
+}
+
+impl<T> Default for CodeCache<T> {
+    fn default() -> Self {
+        Self { seen: Vec::new() }
+    }
+}
+
+/// Distinct codes a cache keeps; past that it parses without keeping.
+const CODE_CACHE_MAX: usize = 64;
+
+impl<T: Clone> CodeCache<T> {
+    /// The code spelled `raw`, parsed by `parse` unless seen before.
+    ///
+    /// # Errors
+    /// What `parse` answers.
+    pub fn get(
+        &mut self,
+        raw: &str,
+        as_str: impl Fn(&T) -> &str,
+        parse: impl FnOnce(&str) -> Result<T, CodeError>,
+    ) -> Result<T, CodeError> {
+        if let Some(code) = self.seen.iter().find(|c| as_str(c) == raw) {
+            return Ok(code.clone());
+        }
+        let code = parse(raw)?;
+        if self.seen.len() < CODE_CACHE_MAX {
+            self.seen.push(code.clone());
+        }
+        Ok(code)
+    }
+}
 
 /// Id of a ledger transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -111,7 +152,7 @@ mod tests {
 
     #[test]
     fn codes_are_canonical_upper_case_and_trimmed() {
-        assert_eq!(TreatyId::parse(" tr-0001 ").map(|t| t.0), Ok("TR-0001".to_owned()));
+        assert_eq!(TreatyId::parse(" tr-0001 ").map(|t| t.as_str().to_owned()), Ok("TR-0001".to_owned()));
         assert_eq!(TreatyId::parse(""), Err(CodeError::Empty));
         assert_eq!(TreatyId::parse("TR 1"), Err(CodeError::BadCharacter));
         assert_eq!(CedentId::parse(&"C".repeat(33)), Err(CodeError::TooLong));

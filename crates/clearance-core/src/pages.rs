@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::ids::{CedentId, TransactionId, TreatyId};
+use crate::ids::{CedentId, CodeCache, TransactionId, TreatyId};
 use crate::money::{Amount, Currency};
 use crate::period::Period;
 use crate::snapshot::{InputError, SnapshotId};
@@ -118,12 +118,25 @@ fn to_wire(row: &LedgerRow) -> WireRow<'_> {
     }
 }
 
-fn from_wire(row: WireRow<'_>) -> Result<LedgerRow, ChunkError> {
+/// The codes of one page, parsed once each.
+#[derive(Default)]
+struct PageCodes {
+    treaties: CodeCache<TreatyId>,
+    cedents: CodeCache<CedentId>,
+}
+
+fn from_wire(row: WireRow<'_>, codes: &mut PageCodes) -> Result<LedgerRow, ChunkError> {
     let bad = |what: &str| ChunkError::Corrupt(format!("bad {what}"));
     Ok(LedgerRow {
         id: TransactionId(row.id),
-        treaty_id: TreatyId::parse(&row.treaty_id).map_err(|_| bad("treaty_id"))?,
-        cedent_id: CedentId::parse(&row.cedent_id).map_err(|_| bad("cedent_id"))?,
+        treaty_id: codes
+            .treaties
+            .get(&row.treaty_id, TreatyId::as_str, TreatyId::parse)
+            .map_err(|_| bad("treaty_id"))?,
+        cedent_id: codes
+            .cedents
+            .get(&row.cedent_id, CedentId::as_str, CedentId::parse)
+            .map_err(|_| bad("cedent_id"))?,
         accounting_period: Period::parse(&row.accounting_period).map_err(|_| bad("accounting_period"))?,
         txn_date: row.txn_date,
         amount: Amount::parse(&row.amount).map_err(|_| bad("amount"))?,
@@ -157,7 +170,8 @@ pub fn decode_rows(chunk: &[u8]) -> Result<Vec<LedgerRow>, ChunkError> {
     let json = page_json(chunk)?;
     let rows: Vec<WireRow<'_>> =
         serde_json::from_slice(&json).map_err(|e| ChunkError::Corrupt(e.to_string()))?;
-    rows.into_iter().map(from_wire).collect()
+    let mut codes = PageCodes::default();
+    rows.into_iter().map(|row| from_wire(row, &mut codes)).collect()
 }
 
 /// Count and sum of a set of rows in one currency.
@@ -475,7 +489,10 @@ impl ViewSpec {
     pub fn apply(&self, rows: &mut Vec<LedgerRow>) {
         rows.retain(|r| self.keeps(r));
         let Some((field, descending)) = self.sort else { return };
-        rows.sort_by(|a, b| {
+        // Unstable (no buffer of half the rows, which a stable sort takes),
+        // with the snapshot's own order, the primary key, breaking ties: the
+        // same order a stable sort of the snapshot gives.
+        rows.sort_unstable_by(|a, b| {
             let order = match field {
                 SortField::AccountingPeriod => a.accounting_period.cmp(&b.accounting_period),
                 SortField::TxnDate => a.txn_date.cmp(&b.txn_date),
@@ -485,11 +502,10 @@ impl ViewSpec {
                 SortField::Reference => a.reference.cmp(&b.reference),
                 SortField::TreatyId => a.treaty_id.cmp(&b.treaty_id),
             };
-            if descending {
-                order.reverse()
-            } else {
-                order
-            }
+            let order = if descending { order.reverse() } else { order };
+            order.then_with(|| {
+                (&a.treaty_id, a.accounting_period, a.id).cmp(&(&b.treaty_id, b.accounting_period, b.id))
+            })
         });
     }
 }
@@ -574,6 +590,39 @@ mod tests {
         }
         assert_eq!(back, viewed);
         assert_eq!(built.row_count as usize, expected.len());
+        Ok(())
+    }
+
+    #[test]
+    fn a_view_orders_ties_as_a_stable_sort_of_the_snapshot_does() -> Result<(), Box<dyn std::error::Error>> {
+        // Many equal amounts and cedents: ties everywhere.
+        let mut rows: Vec<_> = (0..2_000u32)
+            .map(|i| row(i, i64::from(i % 7), if i % 2 == 0 { "CED-A" } else { "CED-B" }, "USD"))
+            .collect();
+        // A snapshot holds its rows in primary-key order.
+        rows.sort_by(|a, b| {
+            (&a.treaty_id, a.accounting_period, a.id).cmp(&(&b.treaty_id, b.accounting_period, b.id))
+        });
+        for (field, key) in [
+            ("amount", (|r: &LedgerRow| r.amount.to_string()) as fn(&LedgerRow) -> String),
+            ("cedent_id", |r: &LedgerRow| r.cedent_id.to_string()),
+        ] {
+            for direction in ["asc", "desc"] {
+                let view = ViewSpec::parse(Some(&format!("{field}:{direction}")), None, None)?;
+                let mut viewed = rows.clone();
+                view.apply(&mut viewed);
+                let mut stable = rows.clone();
+                stable.sort_by(|a, b| {
+                    let order = if field == "amount" { a.amount.cmp(&b.amount) } else { key(a).cmp(&key(b)) };
+                    if direction == "desc" {
+                        order.reverse()
+                    } else {
+                        order
+                    }
+                });
+                assert_eq!(viewed, stable, "{field}:{direction}");
+            }
+        }
         Ok(())
     }
 

@@ -370,15 +370,22 @@ impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadService<L, S, M> {
     ) -> Result<SnapshotMeta, ReadError> {
         let mut rows = snapshot_rows(&self.store, base).await?;
         view.apply(&mut rows);
+        // Chunks go to the store a batch at a time as they are built, so the
+        // view's rows and one batch of chunks are all that is held.
         let mut builder = SnapshotBuilder::new(base.page_size as usize);
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(CHUNK_BATCH);
         for row in &rows {
             out.extend(builder.push(row)?);
+            if out.len() == CHUNK_BATCH {
+                self.store.put_chunks(&view_id, &out, base.expires_at_secs).await?;
+                out.clear();
+            }
         }
+        drop(rows);
         let (last, built) = builder.finish()?;
         out.extend(last);
-        for batch in out.chunks(CHUNK_BATCH) {
-            self.store.put_chunks(&view_id, batch, base.expires_at_secs).await?;
+        if !out.is_empty() {
+            self.store.put_chunks(&view_id, &out, base.expires_at_secs).await?;
         }
         let meta = SnapshotMeta {
             id: view_id,
