@@ -11,7 +11,7 @@
 //! validation would do real work.
 
 use clearance_core::write::WriteConfig;
-use clearance_tests::write_api::{clear, item_count, search, send, Row, Stack};
+use clearance_tests::write_api::{clear, item_count, search, send, with_member as with, Row, Stack};
 use http::Method;
 
 const FILTER: &str = r#"{"treaty_ids": ["TR-0001"], "period_from": "2024-01", "period_to": "2024-06", "currency": "USD", "status": "open"}"#;
@@ -44,19 +44,6 @@ fn case(
 
 fn json(value: &serde_json::Value) -> Vec<u8> {
     value.to_string().into_bytes()
-}
-
-/// `base` with the member at `pointer` replaced or added.
-fn with(base: &serde_json::Value, pointer: &str, value: serde_json::Value) -> Vec<u8> {
-    let mut body = base.clone();
-    if let Some(slot) = body.pointer_mut(pointer) {
-        *slot = value;
-    } else if let Some((parent, name)) = pointer.rsplit_once('/') {
-        if let Some(object) = body.pointer_mut(parent).and_then(|p| p.as_object_mut()) {
-            object.insert(name.to_owned(), value);
-        }
-    }
-    json(&body)
 }
 
 fn search_cases() -> Vec<Case> {

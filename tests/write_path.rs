@@ -9,7 +9,7 @@ use clearance_core::snapshot::OperatorId;
 use clearance_core::write::WriteConfig;
 use clearance_tests::read_api::now;
 use clearance_tests::write_api::{
-    check_for, clear, clearance_body, item_count, search, send, Reply, Row, Stack,
+    check_for, clear, clearance_body, item_count, search, send, with_member, Reply, Row, Stack,
 };
 use http::Method;
 use rust_decimal::Decimal;
@@ -304,17 +304,7 @@ async fn bad_input_is_a_4xx_with_code_and_field_and_writes_nothing() -> anyhow::
         "selection": { "ids": [one] },
         "check": { "number": "CHK-1", "amount": snap.rows[0].amount.to_string(), "currency": "USD", "received_on": "2024-07-01" },
     });
-    let with = |pointer: &str, value: serde_json::Value| {
-        let mut body = base.clone();
-        if let Some(slot) = body.pointer_mut(pointer) {
-            *slot = value;
-        } else if let Some((parent, name)) = pointer.rsplit_once('/') {
-            if let Some(obj) = body.pointer_mut(parent).and_then(|p| p.as_object_mut()) {
-                obj.insert(name.to_owned(), value);
-            }
-        }
-        body.to_string().into_bytes()
-    };
+    let with = |pointer: &str, value: serde_json::Value| with_member(&base, pointer, value);
     let many: Vec<String> = snap.rows.iter().take(21).map(|r| r.id.clone()).collect();
     let huge = vec![b' '; clearance_http::CLEARANCE_BODY_BYTES_MAX + 1];
     type Case = (&'static str, Vec<u8>, Option<&'static str>, u16, &'static str, Option<&'static str>);

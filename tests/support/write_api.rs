@@ -243,6 +243,20 @@ pub fn clearance_body(snapshot: &Snapshot, rows: &[&Row], check: Decimal, allow_
     .into_bytes()
 }
 
+/// `base` with the member at `pointer` replaced or added, as a body: one
+/// mistake in an otherwise valid request.
+pub fn with_member(base: &serde_json::Value, pointer: &str, value: serde_json::Value) -> Vec<u8> {
+    let mut body = base.clone();
+    if let Some(slot) = body.pointer_mut(pointer) {
+        *slot = value;
+    } else if let Some((parent, name)) = pointer.rsplit_once('/') {
+        if let Some(object) = body.pointer_mut(parent).and_then(|p| p.as_object_mut()) {
+            object.insert(name.to_owned(), value);
+        }
+    }
+    body.to_string().into_bytes()
+}
+
 /// Checks are positive: a selection netting to zero or less is paid by a
 /// nominal check with the difference booked.
 pub fn check_for(rows: &[&Row]) -> (Decimal, bool) {

@@ -88,10 +88,7 @@ impl BatchLedger for Timed {
 /// Clears every row `filter` finds (one currency) as one job.
 pub async fn batch_clear(database_url: &str, table: &str, filter: &str) -> anyhow::Result<BatchFigure> {
     let limits = PoolLimits { connections_max: 4, ..PoolLimits::default() };
-    let pools = Pools {
-        reader: clearance_pg::connect_as(database_url, clearance_pg::READER_ROLE, limits).await?,
-        app: clearance_pg::connect_as(database_url, clearance_pg::APP_ROLE, limits).await?,
-    };
+    let pools = Pools::connect_as_roles(database_url, limits).await?;
     let client = clearance_dynamo::client_from_env().await;
     let events = EventBridgePublisher::client_from_env().await;
     let bus = format!("{table}-bus");

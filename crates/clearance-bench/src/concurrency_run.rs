@@ -96,10 +96,7 @@ fn json(body: &[u8]) -> serde_json::Value {
 /// as its role.
 pub async fn run(database_url: &str, table: &str, filter: &str) -> anyhow::Result<ConcurrencyFigures> {
     let limits = PoolLimits { connections_max: 24, ..PoolLimits::default() };
-    let pools = Pools {
-        reader: clearance_pg::connect_as(database_url, clearance_pg::READER_ROLE, limits).await?,
-        app: clearance_pg::connect_as(database_url, clearance_pg::APP_ROLE, limits).await?,
-    };
+    let pools = Pools::connect_as_roles(database_url, limits).await?;
     let owner = clearance_pg::connect(database_url, PoolLimits { connections_max: 2, ..limits }).await?;
     let client = clearance_dynamo::client_from_env().await;
     let events = clearance_workflow::EventBridgePublisher::client_from_env().await;
@@ -227,11 +224,7 @@ async fn operator<A: clearance_http::Api>(apis: &A, op: usize, filter: &str, run
             tally.violations.push(format!("{name}: unreadable search answer"));
             continue;
         };
-        if batch {
-            clear_batch(apis, &name, &request, &key, &mut tally, &mut live).await;
-        } else {
-            clear_sync(apis, &name, &request, &key, &mut tally, &mut live).await;
-        }
+        clear(apis, &name, &request, &key, batch, &mut tally, &mut live).await;
     }
     tally
 }
@@ -254,23 +247,42 @@ fn clearance_body(search: &serde_json::Value, picked: &[serde_json::Value]) -> a
     .into_bytes())
 }
 
-async fn clear_sync<A: clearance_http::Api>(
+/// How a clearance ended, as its operator saw it.
+enum Ended {
+    Committed(String),
+    Conflict,
+    Broken(String),
+}
+
+/// One clearance: a sync one answered 201 (every other commit sent again,
+/// as a client retrying a lost answer would), a batch one answered 202 and
+/// followed to its end; a stale selection is a conflict, anything else a
+/// violation.
+async fn clear<A: clearance_http::Api>(
     apis: &A,
     name: &str,
     request: &[u8],
     key: &str,
+    batch: bool,
     tally: &mut Tally,
     live: &mut Vec<String>,
 ) {
-    tally.sync.attempts += 1;
     let (status, body, _) = call(apis, Method::POST, "/v1/clearances", request, name, Some(key)).await;
     let answer = json(&body);
-    match (status, answer["error"].as_str()) {
-        (201, _) => {
-            tally.sync.commits += 1;
-            let id = answer["clearance_id"].as_str().unwrap_or_default().to_owned();
-            // Every other commit is sent again, as a client retrying a lost answer would.
-            if tally.sync.commits % 2 == 0 {
+    let ended = match (status, answer["error"].as_str()) {
+        (201, _) if !batch => {
+            Ended::Committed(answer["clearance_id"].as_str().unwrap_or_default().to_owned())
+        }
+        (202, _) if batch => job_end(apis, name, &answer).await,
+        (409, Some("stale_snapshot")) => Ended::Conflict,
+        (other, code) => Ended::Broken(format!("{name}: clear answered {other} {code:?}")),
+    };
+    let outcomes = if batch { &mut tally.batch } else { &mut tally.sync };
+    outcomes.attempts += 1;
+    match ended {
+        Ended::Committed(id) => {
+            outcomes.commits += 1;
+            if !batch && outcomes.commits % 2 == 0 {
                 let (again, body, _) =
                     call(apis, Method::POST, "/v1/clearances", request, name, Some(key)).await;
                 if again == 201 && json(&body)["clearance_id"].as_str() == Some(id.as_str()) {
@@ -281,34 +293,14 @@ async fn clear_sync<A: clearance_http::Api>(
             }
             live.push(id);
         }
-        (409, Some("stale_snapshot")) => tally.sync.conflicts += 1,
-        (other, code) => tally.violations.push(format!("{name}: clear answered {other} {code:?}")),
+        Ended::Conflict => outcomes.conflicts += 1,
+        Ended::Broken(violation) => tally.violations.push(violation),
     }
 }
 
-async fn clear_batch<A: clearance_http::Api>(
-    apis: &A,
-    name: &str,
-    request: &[u8],
-    key: &str,
-    tally: &mut Tally,
-    live: &mut Vec<String>,
-) {
-    tally.batch.attempts += 1;
-    let (status, body, _) = call(apis, Method::POST, "/v1/clearances", request, name, Some(key)).await;
-    let answer = json(&body);
-    match (status, answer["error"].as_str()) {
-        (202, _) => {}
-        (409, Some("stale_snapshot")) => {
-            tally.batch.conflicts += 1;
-            return;
-        }
-        (other, code) => {
-            tally.violations.push(format!("{name}: batch answered {other} {code:?}"));
-            return;
-        }
-    }
-    let path = format!("/v1/jobs/{}", answer["job_id"].as_str().unwrap_or_default());
+/// Polls a started job (bounded) until it succeeds or fails.
+async fn job_end<A: clearance_http::Api>(apis: &A, name: &str, started: &serde_json::Value) -> Ended {
+    let path = format!("/v1/jobs/{}", started["job_id"].as_str().unwrap_or_default());
     let waited = Instant::now();
     while waited.elapsed() < JOB_WAIT_MAX {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -316,26 +308,17 @@ async fn clear_batch<A: clearance_http::Api>(
         let job = json(&body);
         match (status, job["state"].as_str()) {
             (200, Some("succeeded")) => {
-                tally.batch.commits += 1;
-                live.push(job["clearance_id"].as_str().unwrap_or_default().to_owned());
-                return;
+                return Ended::Committed(job["clearance_id"].as_str().unwrap_or_default().to_owned())
             }
-            (200, Some("failed")) if job["error"]["code"] == "conflict" => {
-                tally.batch.conflicts += 1;
-                return;
-            }
+            (200, Some("failed")) if job["error"]["code"] == "conflict" => return Ended::Conflict,
             (200, Some("failed")) => {
-                tally.violations.push(format!("{name}: job {path} failed: {}", job["error"]));
-                return;
+                return Ended::Broken(format!("{name}: job {path} failed: {}", job["error"]))
             }
             (200, _) => {}
-            (other, _) => {
-                tally.violations.push(format!("{name}: job status answered {other}"));
-                return;
-            }
+            (other, _) => return Ended::Broken(format!("{name}: job status answered {other}")),
         }
     }
-    tally.violations.push(format!("{name}: job {path} still running after {JOB_WAIT_MAX:?}"));
+    Ended::Broken(format!("{name}: job {path} still running after {JOB_WAIT_MAX:?}"))
 }
 
 async fn reverse<A: clearance_http::Api>(

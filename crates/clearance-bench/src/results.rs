@@ -80,6 +80,16 @@ fn verdict(met: bool, measured: String) -> String {
     }
 }
 
+/// A peak RSS in MB, as the table writes it.
+fn rss(kb: u64) -> String {
+    format!("{:.1} MB", kb as f64 / 1024.0)
+}
+
+/// A peak RSS against its target in MB.
+fn rss_within(kb: u64, target_mb: f64) -> String {
+    verdict(kb as f64 / 1024.0 <= target_mb, rss(kb))
+}
+
 /// `1234.5` as `1,235`.
 fn thousands(value: f64) -> String {
     let digits = format!("{:.0}", value.abs());
@@ -165,21 +175,19 @@ pub fn table(r: &Results) -> String {
     row(
         format!("peak RSS of a {}-row search (own process)", thousands(rp.rows as f64)),
         "<= 64 MB",
-        verdict((c.peak_rss_kb as f64) / 1024.0 <= 64.0, format!("{:.1} MB", c.peak_rss_kb as f64 / 1024.0)),
+        rss_within(c.peak_rss_kb, 64.0),
     );
     if let Some(l) = &rp.large {
         row(
             format!("peak RSS of a {}-row search (own process)", thousands(l.rows as f64)),
             "<= 256 MB",
-            verdict(
-                (l.peak_rss_kb as f64) / 1024.0 <= 256.0,
-                format!("{:.1} MB", l.peak_rss_kb as f64 / 1024.0),
-            ) + &format!(
-                " (SQL {} / encode {} / store {} ms)",
-                thousands(l.sql_ms),
-                thousands(l.encode_ms),
-                thousands(l.store_ms)
-            ),
+            rss_within(l.peak_rss_kb, 256.0)
+                + &format!(
+                    " (SQL {} / encode {} / store {} ms)",
+                    thousands(l.sql_ms),
+                    thousands(l.encode_ms),
+                    thousands(l.store_ms)
+                ),
         );
     }
     if let Some(v) = &rp.large_view {
@@ -189,7 +197,7 @@ pub fn table(r: &Results) -> String {
                 thousands(v.rows as f64)
             ),
             "<= 256 MB",
-            verdict((v.peak_rss_kb as f64) / 1024.0 <= 256.0, format!("{:.1} MB", v.peak_rss_kb as f64 / 1024.0))
+            rss_within(v.peak_rss_kb, 256.0)
                 + &format!(" (the view's first page in {} ms)", thousands(v.view_ms.unwrap_or(f64::NAN))),
         );
     }
@@ -250,7 +258,6 @@ pub fn table(r: &Results) -> String {
             format!("{:.0} ms, {} rows changed", rp.clear_retry_ms, rp.clear_retry_rows_changed),
         ),
     );
-    let rss = |kb: u64| format!("{:.1} MB", kb as f64 / 1024.0);
     row(
         "peak RSS of the write path: the 16 operators' searches and 1,000-row clears (own process)"
             .to_owned(),

@@ -124,10 +124,7 @@ pub async fn sync_clears(
     rounds: usize,
 ) -> anyhow::Result<SyncClears> {
     let limits = PoolLimits { connections_max: OPERATORS as u32 + 2, ..PoolLimits::default() };
-    let pools = Pools {
-        reader: clearance_pg::connect_as(database_url, clearance_pg::READER_ROLE, limits).await?,
-        app: clearance_pg::connect_as(database_url, clearance_pg::APP_ROLE, limits).await?,
-    };
+    let pools = Pools::connect_as_roles(database_url, limits).await?;
     let client = clearance_dynamo::client_from_env().await;
     let events = clearance_workflow::EventBridgePublisher::client_from_env().await;
     let bus = format!("{table}-bus");

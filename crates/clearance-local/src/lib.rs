@@ -69,6 +69,20 @@ pub struct Pools {
     pub app: sqlx::PgPool,
 }
 
+impl Pools {
+    /// Both pools on the server and database of `url`, each as its role
+    /// (trust or peer authentication: the benchmark's way in).
+    ///
+    /// # Errors
+    /// When either role cannot connect.
+    pub async fn connect_as_roles(url: &str, limits: clearance_pg::PoolLimits) -> anyhow::Result<Self> {
+        Ok(Self {
+            reader: clearance_pg::connect_as(url, clearance_pg::READER_ROLE, limits).await?,
+            app: clearance_pg::connect_as(url, clearance_pg::APP_ROLE, limits).await?,
+        })
+    }
+}
+
 impl LocalStack<Runner> {
     /// The stack with the in-process runner starting jobs.
     pub fn new(
