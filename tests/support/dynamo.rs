@@ -21,7 +21,8 @@ impl TestTable {
             endpoint.starts_with("http://127.") || endpoint.starts_with("http://localhost"),
             "tests talk to a loopback DynamoDB only, not {endpoint}"
         );
-        let client = clearance_dynamo::client_from_env().await;
+        let client =
+            clearance_dynamo::client(&clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await);
         let name = format!("clearance-test-{}", uuid::Uuid::new_v4().simple());
         clearance_dynamo::table::create(&client, &name).await?;
         Ok(Self { client, name })

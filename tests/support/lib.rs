@@ -161,6 +161,7 @@ pub fn sqlstate(err: &sqlx::Error) -> Option<String> {
     err.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned())
 }
 
+pub mod aws_fixtures;
 pub mod dynamo;
 pub mod events;
 pub mod read_api;

@@ -130,7 +130,9 @@ impl Stack {
             .connect_with(db.app.connect_options().as_ref().clone())
             .await?;
         let table = TestTable::new().await?;
-        let events = clearance_workflow::EventBridgePublisher::client_from_env().await;
+        let events = clearance_workflow::EventBridgePublisher::client(
+            &clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await,
+        );
         let bus = format!("{}-bus", table.name);
         clearance_workflow::events::ensure_bus(&events, &bus).await?;
         Ok(Self { db, table, pool, events, bus })

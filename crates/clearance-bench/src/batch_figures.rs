@@ -89,8 +89,10 @@ impl BatchLedger for Timed {
 pub async fn batch_clear(database_url: &str, table: &str, filter: &str) -> anyhow::Result<BatchFigure> {
     let limits = PoolLimits { connections_max: 4, ..PoolLimits::default() };
     let pools = Pools::connect_as_roles(database_url, limits).await?;
-    let client = clearance_dynamo::client_from_env().await;
-    let events = EventBridgePublisher::client_from_env().await;
+    let client =
+        clearance_dynamo::client(&clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await);
+    let events =
+        EventBridgePublisher::client(&clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await);
     let bus = format!("{table}-bus");
     clearance_workflow::events::ensure_bus(&events, &bus).await?;
     let recorder = Recorder::default();

@@ -98,8 +98,11 @@ pub async fn run(database_url: &str, table: &str, filter: &str) -> anyhow::Resul
     let limits = PoolLimits { connections_max: 24, ..PoolLimits::default() };
     let pools = Pools::connect_as_roles(database_url, limits).await?;
     let owner = clearance_pg::connect(database_url, PoolLimits { connections_max: 2, ..limits }).await?;
-    let client = clearance_dynamo::client_from_env().await;
-    let events = clearance_workflow::EventBridgePublisher::client_from_env().await;
+    let client =
+        clearance_dynamo::client(&clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await);
+    let events = clearance_workflow::EventBridgePublisher::client(
+        &clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await,
+    );
     let bus = format!("{table}-bus");
     clearance_workflow::events::ensure_bus(&events, &bus).await?;
     let config = StackConfig {

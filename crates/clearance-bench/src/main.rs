@@ -152,7 +152,8 @@ async fn read_path(
 ) -> anyhow::Result<(ReadResults, concurrency_run::ConcurrencyFigures)> {
     let treaty = "TR-0003";
     let bench_url = with_database(&args.database_url, BENCH_DB);
-    let client = clearance_dynamo::client_from_env().await;
+    let client =
+        clearance_dynamo::client(&clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await);
     let table = format!("clearance-bench-{}", std::process::id());
     clearance_dynamo::table::create(&client, &table)
         .await
@@ -243,7 +244,8 @@ async fn large_search(
     progress(&format!("large ledger: loading {} rows", args.large_rows));
     clearance_pg::load::load(&db, &mut Generator::new(1).with_rows(args.large_rows)).await?;
     db.close().await;
-    let client = clearance_dynamo::client_from_env().await;
+    let client =
+        clearance_dynamo::client(&clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await);
     let table = format!("clearance-bench-large-{}", std::process::id());
     clearance_dynamo::table::create(&client, &table).await?;
     progress("cold search of TR-0001 on the large ledger (child process)");
@@ -320,7 +322,9 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
         Some(Command::Reliability) => {
-            let client = clearance_dynamo::client_from_env().await;
+            let client = clearance_dynamo::client(
+                &clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await,
+            );
             let table = format!("clearance-bench-reliability-{}", std::process::id());
             clearance_dynamo::table::create(&client, &table).await?;
             let figures = concurrency_run::run(&args.database_url, &table, CONCURRENCY_FILTER).await;

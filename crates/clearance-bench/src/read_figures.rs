@@ -65,7 +65,8 @@ pub type Service = ReadService<PgLedgerReader, DynamoSnapshotStore, DynamoScopeM
 pub async fn service(database_url: &str, table: &str) -> anyhow::Result<Service> {
     let limits = PoolLimits { connections_max: 2, ..PoolLimits::default() };
     let pool = clearance_pg::connect_as(database_url, clearance_pg::READER_ROLE, limits).await?;
-    let client = clearance_dynamo::client_from_env().await;
+    let client =
+        clearance_dynamo::client(&clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await);
     Ok(ReadService::new(
         PgLedgerReader::new(pool),
         DynamoSnapshotStore::new(client.clone(), table),

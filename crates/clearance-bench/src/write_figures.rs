@@ -125,8 +125,11 @@ pub async fn sync_clears(
 ) -> anyhow::Result<SyncClears> {
     let limits = PoolLimits { connections_max: OPERATORS as u32 + 2, ..PoolLimits::default() };
     let pools = Pools::connect_as_roles(database_url, limits).await?;
-    let client = clearance_dynamo::client_from_env().await;
-    let events = clearance_workflow::EventBridgePublisher::client_from_env().await;
+    let client =
+        clearance_dynamo::client(&clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await);
+    let events = clearance_workflow::EventBridgePublisher::client(
+        &clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await,
+    );
     let bus = format!("{table}-bus");
     clearance_workflow::events::ensure_bus(&events, &bus).await?;
     let apis = Arc::new(LocalStack::new(pools, &client, &events, &StackConfig::new(table, bus)));

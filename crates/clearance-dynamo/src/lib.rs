@@ -41,11 +41,11 @@ const BATCH_GET_ITEMS_MAX: usize = 40;
 /// Items per BatchWriteItem (DynamoDB's limit).
 const BATCH_WRITE_ITEMS_MAX: usize = 25;
 
-/// A client for the endpoint the environment names (AWS_ENDPOINT_URL_DYNAMODB
-/// locally, the regional endpoint in AWS).
-pub async fn client_from_env() -> Client {
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    Client::new(&config)
+/// A client made from the process's one SDK configuration
+/// (`clearance_aws::sdk_config`: its timeouts and retries; the endpoint the
+/// environment names, AWS_ENDPOINT_URL_DYNAMODB locally).
+pub fn client(sdk: &aws_config::SdkConfig) -> Client {
+    Client::new(sdk)
 }
 
 fn meta_key(id: &SnapshotId) -> String {

@@ -4,6 +4,7 @@
 //! headers in the local server only) and the clock.
 
 pub mod config;
+pub mod cors;
 mod jobs;
 pub mod metrics;
 mod read;
@@ -31,6 +32,36 @@ pub const ROUTES: [(&str, &str); 6] = [
     ("POST", "/v1/clearances/{id}/reversal"),
     ("GET", "/v1/jobs/{id}"),
 ];
+
+/// The API version segment every route starts with.
+const VERSION_SEGMENT: &str = "/v1";
+
+/// Splits a request path as API Gateway delivers it into the prefix the
+/// client called through and the route: on a named stage the path carries
+/// the stage (`/dev/v1/searches`, `stage` = `dev`), behind a custom domain
+/// a base path mapping (`/clearance/v1/searches`), on `$default` nothing.
+/// The route is everything from the first `/v1` segment after the stage;
+/// a path without one is returned whole (and answered 404).
+pub fn split_route<'a>(path: &'a str, stage: Option<&str>) -> (&'a str, &'a str) {
+    let rest = match stage.filter(|s| !s.is_empty() && *s != "$default") {
+        Some(stage) => match path.strip_prefix('/').and_then(|p| p.strip_prefix(stage)) {
+            Some(after) if after.is_empty() || after.starts_with('/') => after,
+            _ => path,
+        },
+        None => path,
+    };
+    let route = rest
+        .match_indices(VERSION_SEGMENT)
+        .map(|(i, _)| &rest[i..])
+        .find(|r| r.len() == VERSION_SEGMENT.len() || r.as_bytes()[VERSION_SEGMENT.len()] == b'/');
+    match route {
+        Some(route) => (&path[..path.len() - route.len()], route),
+        None => ("", path),
+    }
+}
+
+/// Seconds a client waits before retrying a 503 (`Retry-After`).
+pub const RETRY_AFTER_SECS: u32 = 1;
 
 /// Largest request body accepted on any route.
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
@@ -73,7 +104,13 @@ impl ApiError {
         for (name, value) in self.details {
             body[name] = value;
         }
-        json_response(self.status, body.to_string().into_bytes())
+        let mut response = json_response(self.status, body.to_string().into_bytes());
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        response
     }
 }
 
@@ -264,4 +301,24 @@ pub fn parse_view(query: Option<&str>) -> Result<ViewSpec, ApiError> {
         }
     }
     Ok(ViewSpec::parse(sort.as_deref(), cedent.as_deref(), currency.as_deref())?)
+}
+
+#[cfg(test)]
+mod route_tests {
+    use super::split_route;
+
+    #[test]
+    fn the_stage_and_a_base_path_are_not_part_of_the_route() {
+        assert_eq!(split_route("/v1/searches", Some("$default")), ("", "/v1/searches"));
+        assert_eq!(split_route("/v1/searches", None), ("", "/v1/searches"));
+        assert_eq!(split_route("/dev/v1/searches", Some("dev")), ("/dev", "/v1/searches"));
+        assert_eq!(split_route("/dev/v1/jobs/x", Some("dev")), ("/dev", "/v1/jobs/x"));
+        assert_eq!(split_route("/clearance/v1/searches", Some("$default")), ("/clearance", "/v1/searches"));
+        assert_eq!(split_route("/a/b/v1/clearances", Some("prod")), ("/a/b", "/v1/clearances"));
+        // A stage named like the version is taken off first.
+        assert_eq!(split_route("/v1/v1/searches", Some("v1")), ("/v1", "/v1/searches"));
+        // A segment that only starts with v1 is not the version.
+        assert_eq!(split_route("/v10/v1/searches", Some("$default")), ("/v10", "/v1/searches"));
+        assert_eq!(split_route("/nothing/here", Some("dev")), ("", "/nothing/here"));
+    }
 }

@@ -1,6 +1,12 @@
-//! The Lambda entry of the HTTP functions: the identity comes from the API
+//! The Lambda entry of the functions. HTTP: the identity comes from the API
 //! Gateway JWT authorizer's claims, `sub` (the operator) and `treaties`
-//! (entitled treaty ids, or `*`), and every request goes to one [`Api`].
+//! (entitled treaty ids, or `*`), the route from the path without the stage
+//! or base path, and every request goes to one [`Api`]. Every function:
+//! the cold start in [`init`].
+
+pub mod init;
+
+pub use init::{configured, database_pool, sdk_config};
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -18,6 +24,16 @@ pub fn claims_identity(request: &Request) -> Option<Result<Identity, InputError>
     let claims = &context.authorizer.as_ref()?.jwt.as_ref()?.claims;
     let operator = claims.get("sub")?;
     Some(Identity::parse(operator, claims.get("treaties").map_or("", String::as_str)))
+}
+
+/// The stage of the request (`$default`, or the named stage the template
+/// deploys), when API Gateway says.
+fn stage(request: &Request) -> Option<&str> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(context) => context.stage.as_deref(),
+        RequestContext::ApiGatewayV1(context) => context.stage.as_deref(),
+        _ => None,
+    }
 }
 
 pub fn now_secs() -> i64 {
@@ -44,10 +60,11 @@ pub async fn handle<A: Api>(api: &A, request: Request) -> Response<Body> {
     let request_id = request.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
     let span = tracing::info_span!("request", request_id, operator = operator.as_deref().unwrap_or("-"));
     let started = std::time::Instant::now();
+    let (_, route) = clearance_http::split_route(request.uri().path(), stage(&request));
     let response = api
         .handle(ApiRequest {
             method: request.method(),
-            path: request.uri().path(),
+            path: route,
             query: request.uri().query(),
             body: request.body().as_ref(),
             headers: request.headers(),
@@ -59,7 +76,7 @@ pub async fn handle<A: Api>(api: &A, request: Request) -> Response<Body> {
     span.in_scope(|| {
         tracing::info!(
             method = %request.method(),
-            path = request.uri().path(),
+            path = route,
             status = response.status().as_u16(),
             duration_ms = started.elapsed().as_secs_f64() * 1e3,
             "request"

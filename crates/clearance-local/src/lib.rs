@@ -3,6 +3,8 @@
 //! PostgreSQL and DynamoDB, and the batch steps run by the in-process runner
 //! (or any other [`JobStarter`]).
 
+pub mod server;
+
 use std::sync::Arc;
 
 use clearance_core::batch::{BatchSteps, JobStarter};

@@ -1,62 +1,29 @@
 //! The local server: the API on `CLEARANCE_ADDR` (127.0.0.1:8080), calling
 //! the same handlers as the Lambda functions. Identity comes from the dev
-//! headers `x-dev-operator` and `x-dev-treaties`, honoured here only.
+//! headers `x-dev-operator` and `x-dev-treaties`, honoured here only; a
+//! browser app may call it from the origins in `CLEARANCE_CORS_ORIGINS`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::response::Response;
-use clearance_core::access::Identity;
 use clearance_core::batch::JobStarter;
 use clearance_core::idempotency::IdempotencyConfig;
 use clearance_core::read::ReadConfig;
-use clearance_core::snapshot::InputError;
 use clearance_core::write::WriteConfig;
-use clearance_http::config::{ReadEnv, WriteEnv};
-use clearance_http::{Api, ApiError, ApiRequest, CLEARANCE_BODY_BYTES_MAX};
+use clearance_http::config::{ConfigError, ReadEnv, WriteEnv};
 use clearance_local::{LocalStack, Pools, StackConfig};
 use clearance_pg::PoolLimits;
-use http::StatusCode;
 
-type App = LocalStack;
+/// The local server serves one machine's operators: more connections than
+/// a Lambda instance's two.
+const DB_CONNECTIONS_MAX: u32 = 16;
 
-/// The largest body any route takes; each route checks its own limit.
-const BODY_BYTES_MAX: usize = CLEARANCE_BODY_BYTES_MAX;
-
-fn dev_identity(headers: &http::HeaderMap) -> Option<Result<Identity, InputError>> {
-    let operator = headers.get("x-dev-operator")?.to_str().ok()?;
-    let treaties = headers.get("x-dev-treaties").and_then(|v| v.to_str().ok()).unwrap_or("");
-    Some(Identity::parse(operator, treaties))
-}
-
-async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let response = match axum::body::to_bytes(body, BODY_BYTES_MAX).await {
-        Err(_) => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the body is over {BODY_BYTES_MAX} bytes"),
-        )
-        .into_response(),
-        Ok(body) => {
-            let now_secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-            let request = ApiRequest {
-                method: &parts.method,
-                path: parts.uri.path(),
-                query: parts.uri.query(),
-                body: &body,
-                headers: &parts.headers,
-                identity: dev_identity(&parts.headers),
-                now_secs,
-            };
-            app.handle(request).await
-        }
-    };
-    response.map(Body::from)
+fn cors_origins() -> Result<Vec<String>, ConfigError> {
+    let list = std::env::var("CLEARANCE_CORS_ORIGINS")
+        .unwrap_or_else(|_| clearance_http::cors::LOCAL_ORIGINS_DEFAULT.to_owned());
+    clearance_http::cors::parse_origins(&list)
+        .map_err(|rule| ConfigError::new("CLEARANCE_CORS_ORIGINS", rule))
 }
 
 #[tokio::main]
@@ -64,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     let env = ReadEnv::from_env()?;
     let write_env = WriteEnv::from_env()?;
+    let origins = cors_origins()?;
     let addr: SocketAddr = std::env::var("CLEARANCE_ADDR")
         .unwrap_or_else(|_| "127.0.0.1:8080".into())
         .parse()
@@ -72,18 +40,28 @@ async fn main() -> anyhow::Result<()> {
         addr.ip().is_loopback(),
         "the local server listens on loopback only (dev identity headers)"
     );
-    let limits =
-        PoolLimits { connections_max: 16, statement_timeout: env.statement_timeout, ..PoolLimits::default() };
+    let limits = PoolLimits {
+        connections_max: DB_CONNECTIONS_MAX,
+        acquire_timeout: env.timeouts.db_acquire,
+        statement_timeout: env.timeouts.db_statement,
+    };
     // Each path as the role it has in AWS: reads cannot write the ledger.
     let pools = Pools {
-        reader: clearance_pg::connect(&env.database_url, limits).await?,
-        app: clearance_pg::connect(&write_env.database_url, limits).await?,
+        reader: clearance_pg::connect(&env.database.url, limits).await?,
+        app: clearance_pg::connect(&write_env.database.url, limits).await?,
     };
-    let dynamo = clearance_dynamo::client_from_env().await;
+    let sdk = clearance_aws::sdk_config(clearance_aws::AwsLimits {
+        attempt_timeout: env.timeouts.aws_attempt,
+        operation_timeout: env.timeouts.aws_operation,
+        attempts_max: env.timeouts.aws_attempts_max,
+        ..clearance_aws::AwsLimits::default()
+    })
+    .await;
+    let dynamo = clearance_dynamo::client(&sdk);
     clearance_dynamo::table::ensure(&dynamo, &env.table)
         .await
         .context("creating the local DynamoDB table")?;
-    let events = clearance_workflow::EventBridgePublisher::client_from_env().await;
+    let events = clearance_workflow::EventBridgePublisher::client(&sdk);
     let event_bus = std::env::var("CLEARANCE_EVENT_BUS").unwrap_or_else(|_| "clearance-local".into());
     clearance_workflow::events::ensure_bus(&events, &event_bus)
         .await
@@ -106,9 +84,9 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("clearance-local: resuming job {job_id}");
         runner.start(job_id).await.context("resuming a job")?;
     }
-    let router = axum::Router::new().fallback(handle).with_state(app);
+    let router = clearance_local::server::router(app, &origins);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-    eprintln!("clearance-local: serving on http://{addr}");
+    eprintln!("clearance-local: serving on http://{addr} (CORS origins: {})", origins.join(", "));
     axum::serve(listener, router).await?;
     Ok(())
 }

@@ -63,10 +63,39 @@ pub async fn connect_as(url: &str, role: &str, limits: PoolLimits) -> anyhow::Re
 }
 
 fn parse(url: &str, limits: PoolLimits) -> anyhow::Result<PgConnectOptions> {
-    Ok(session_options(
-        PgConnectOptions::from_str(url).context("DATABASE_URL is not a PostgreSQL URL")?,
-        limits,
-    ))
+    let options = PgConnectOptions::from_str(url).context("not a PostgreSQL URL")?;
+    if let Some(path) = ssl_root_cert(url) {
+        anyhow::ensure!(
+            std::path::Path::new(&path).is_file(),
+            "sslrootcert {path} is not a readable file (the CA bundle TLS verifies the server with)"
+        );
+    }
+    Ok(session_options(options, limits))
+}
+
+/// The `sslrootcert` of a URL, if it names one.
+fn ssl_root_cert(url: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    let path =
+        url.query_pairs().find(|(k, _)| matches!(k.as_ref(), "sslrootcert" | "ssl-root-cert" | "ssl-ca"))?.1;
+    Some(path.into_owned())
+}
+
+/// Refuses a URL whose connections could go in clear: in AWS the password
+/// and the ledger travel only over TLS (`sslmode=require` at least;
+/// `verify-full` with the RDS CA bundle is what the template sets).
+///
+/// # Errors
+/// When the URL does not parse or its `sslmode` is not `require`,
+/// `verify-ca` or `verify-full`.
+pub fn require_tls(url: &str) -> anyhow::Result<()> {
+    use sqlx::postgres::PgSslMode;
+    let mode = PgConnectOptions::from_str(url).context("not a PostgreSQL URL")?.get_ssl_mode();
+    anyhow::ensure!(
+        matches!(mode, PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull),
+        "sslmode must be require, verify-ca or verify-full (TLS): credentials never travel in clear"
+    );
+    Ok(())
 }
 
 async fn open(options: PgConnectOptions, limits: PoolLimits) -> anyhow::Result<PgPool> {
@@ -109,10 +138,11 @@ pub async fn create_database_if_missing(url: &str) -> anyhow::Result<()> {
 }
 
 /// A pool that connects on first use: what a Lambda builds at start-up, so
-/// that init never waits on the database.
+/// that init never waits on the database. `sslmode` (and `sslrootcert`)
+/// come from the URL, as libpq reads them.
 ///
 /// # Errors
-/// When the URL does not parse.
+/// When the URL does not parse or names a CA bundle that is not there.
 pub fn connect_lazy(url: &str, limits: PoolLimits) -> anyhow::Result<PgPool> {
     let options = parse(url, limits)?;
     Ok(PgPoolOptions::new()

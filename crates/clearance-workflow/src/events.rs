@@ -19,10 +19,10 @@ impl EventBridgePublisher {
         Self { client, bus: bus.into() }
     }
 
-    /// A client for the endpoint the environment names
-    /// (`AWS_ENDPOINT_URL_EVENTBRIDGE` locally).
-    pub async fn client_from_env() -> Client {
-        Client::new(&aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
+    /// A client made from the process's one SDK configuration (its
+    /// timeouts and retries; `AWS_ENDPOINT_URL_EVENTBRIDGE` locally).
+    pub fn client(sdk: &aws_config::SdkConfig) -> Client {
+        Client::new(sdk)
     }
 }
 

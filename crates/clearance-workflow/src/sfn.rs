@@ -18,8 +18,9 @@ impl StepFunctionsStarter {
         Self { client, state_machine_arn: state_machine_arn.into() }
     }
 
-    pub async fn client_from_env() -> Client {
-        Client::new(&aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
+    /// A client made from the process's one SDK configuration.
+    pub fn client(sdk: &aws_config::SdkConfig) -> Client {
+        Client::new(sdk)
     }
 }
 

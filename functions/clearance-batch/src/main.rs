@@ -6,13 +6,18 @@
 
 use clearance_core::batch::{BatchSteps, StepError};
 use clearance_dynamo::{DynamoJobStore, DynamoScopeMirror};
+use clearance_http::config::BatchEnv;
 use clearance_http::metrics::{self, Unit};
+use clearance_lambda::{configured, database_pool, sdk_config};
 use clearance_pg::batch::PgBatchLedger;
-use clearance_pg::PoolLimits;
 use clearance_workflow::task::{error_message, handle_task};
 use clearance_workflow::EventBridgePublisher;
 use lambda_http::lambda_runtime::{self, service_fn, Diagnostic, LambdaEvent};
 use lambda_http::Error;
+
+/// One step runs at a time in an instance; two connections cover the
+/// statement and a concurrent status read.
+const BATCH_CONNECTIONS_MAX: u32 = 2;
 
 #[derive(Debug)]
 struct NamedError(StepError);
@@ -23,26 +28,18 @@ impl From<NamedError> for Diagnostic {
     }
 }
 
-fn var(name: &str) -> Result<String, Error> {
-    std::env::var(name).map_err(|_| Error::from(format!("configuration: {name} is not set")))
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     clearance_lambda::init_logs();
-    let database_url = var("CLEARANCE_APP_DATABASE_URL").or_else(|_| var("DATABASE_URL"))?;
-    let table = var("CLEARANCE_TABLE")?;
-    let bus = var("CLEARANCE_EVENT_BUS")?;
-    let pool = clearance_pg::connect_lazy(
-        &database_url,
-        PoolLimits { connections_max: 2, ..PoolLimits::default() },
-    )?;
-    let dynamo = clearance_dynamo::client_from_env().await;
+    let env = configured(BatchEnv::from_env()).await;
+    let pool = configured(database_pool(&env.database, BATCH_CONNECTIONS_MAX, &env.timeouts)).await;
+    let sdk = sdk_config(&env.timeouts).await;
+    let dynamo = clearance_dynamo::client(&sdk);
     let steps = BatchSteps {
-        jobs: DynamoJobStore::new(dynamo.clone(), table.clone()),
+        jobs: DynamoJobStore::new(dynamo.clone(), env.table.clone()),
         ledger: PgBatchLedger::new(pool),
-        events: EventBridgePublisher::new(EventBridgePublisher::client_from_env().await, bus),
-        mirror: DynamoScopeMirror::new(dynamo, table),
+        events: EventBridgePublisher::new(EventBridgePublisher::client(&sdk), env.event_bus),
+        mirror: DynamoScopeMirror::new(dynamo, env.table),
     };
     let steps = &steps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {

@@ -4,21 +4,16 @@ use clearance_core::read::{ReadConfig, ReadService};
 use clearance_dynamo::{DynamoScopeMirror, DynamoSnapshotStore};
 use clearance_http::config::ReadEnv;
 use clearance_http::ReadApi;
+use clearance_lambda::{configured, database_pool, sdk_config};
 use clearance_pg::read::PgLedgerReader;
-use clearance_pg::PoolLimits;
 use lambda_http::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     clearance_lambda::init_logs();
-    let env = ReadEnv::from_env()?;
-    let limits = PoolLimits {
-        connections_max: env.db_connections_max,
-        statement_timeout: env.statement_timeout,
-        ..PoolLimits::default()
-    };
-    let pool = clearance_pg::connect_lazy(&env.database_url, limits)?;
-    let dynamo = clearance_dynamo::client_from_env().await;
+    let env = configured(ReadEnv::from_env()).await;
+    let pool = configured(database_pool(&env.database, env.db_connections_max, &env.timeouts)).await;
+    let dynamo = clearance_dynamo::client(&sdk_config(&env.timeouts).await);
     let service = ReadService::new(
         PgLedgerReader::new(pool),
         DynamoSnapshotStore::new(dynamo.clone(), env.table.clone()),

@@ -6,37 +6,29 @@
 use clearance_core::idempotency::IdempotencyConfig;
 use clearance_core::write::{WriteConfig, WritePorts, WriteService};
 use clearance_dynamo::{DynamoIdempotencyStore, DynamoJobStore, DynamoScopeMirror, DynamoSnapshotStore};
-use clearance_http::config::WriteEnv;
+use clearance_http::config::WriteFunctionEnv;
 use clearance_http::WriteApi;
+use clearance_lambda::{configured, database_pool, sdk_config};
 use clearance_pg::clear::PgClearanceLedger;
-use clearance_pg::PoolLimits;
 use clearance_workflow::{EventBridgePublisher, StepFunctionsStarter};
 use lambda_http::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     clearance_lambda::init_logs();
-    let env = WriteEnv::from_env()?;
-    let state_machine = std::env::var("CLEARANCE_STATE_MACHINE_ARN")
-        .map_err(|_| Error::from("configuration: CLEARANCE_STATE_MACHINE_ARN is not set"))?;
-    let limits = PoolLimits {
-        connections_max: env.db_connections_max,
-        statement_timeout: env.statement_timeout,
-        ..PoolLimits::default()
-    };
-    let pool = clearance_pg::connect_lazy(&env.database_url, limits)?;
-    let dynamo = clearance_dynamo::client_from_env().await;
-    let starter = StepFunctionsStarter::new(StepFunctionsStarter::client_from_env().await, state_machine);
-    let bus = std::env::var("CLEARANCE_EVENT_BUS")
-        .map_err(|_| Error::from("configuration: CLEARANCE_EVENT_BUS is not set"))?;
+    let WriteFunctionEnv { write: env, state_machine_arn, event_bus } =
+        configured(WriteFunctionEnv::from_env()).await;
+    let pool = configured(database_pool(&env.database, env.db_connections_max, &env.timeouts)).await;
+    let sdk = sdk_config(&env.timeouts).await;
+    let dynamo = clearance_dynamo::client(&sdk);
     let service = WriteService::new(
         WritePorts {
             store: DynamoSnapshotStore::new(dynamo.clone(), env.table.clone()),
             ledger: PgClearanceLedger::new(pool),
             mirror: DynamoScopeMirror::new(dynamo.clone(), env.table.clone()),
             jobs: DynamoJobStore::new(dynamo.clone(), env.table.clone()),
-            starter,
-            events: EventBridgePublisher::new(EventBridgePublisher::client_from_env().await, bus),
+            starter: StepFunctionsStarter::new(StepFunctionsStarter::client(&sdk), state_machine_arn),
+            events: EventBridgePublisher::new(EventBridgePublisher::client(&sdk), event_bus),
         },
         WriteConfig { sync_rows_max: env.sync_rows_max, ..WriteConfig::default() },
     );
