@@ -148,3 +148,59 @@ fn the_template_deploys_exactly_the_functions_with_what_they_need() -> Result<()
     );
     Ok(())
 }
+
+fn own_or_global<'a>(template: &'a Value, resource: &'a Value, path: &[&str]) -> &'a Value {
+    let own = path.iter().fold(&resource["Properties"], |v, k| &v[*k]);
+    if own.is_null() {
+        path.iter().fold(&template["Globals"]["Function"], |v, k| &v[*k])
+    } else {
+        own
+    }
+}
+
+#[test]
+fn each_function_knows_its_timeout_and_reaches_the_database_over_verified_tls(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let template: Value = serde_yaml::from_str(TEMPLATE)?;
+    let resources = template["Resources"].as_mapping().ok_or("no Resources")?;
+    for (name, resource) in resources {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let timeout = own_or_global(&template, resource, &["Timeout"]).as_u64().ok_or("no Timeout")?;
+        let told = own_or_global(
+            &template,
+            resource,
+            &["Environment", "Variables", "CLEARANCE_FUNCTION_TIMEOUT_SECS"],
+        );
+        assert_eq!(told.as_str(), Some(timeout.to_string().as_str()), "{name:?}: the timeout it is told");
+        let variables = resource["Properties"]["Environment"]["Variables"].as_mapping();
+        for (var, value) in variables.into_iter().flatten() {
+            if !var.as_str().is_some_and(|v| v.ends_with("_DATABASE_URL")) {
+                continue;
+            }
+            let url = strings(value).concat();
+            assert!(
+                url.ends_with("?sslmode=verify-full&sslrootcert=/opt/rds-ca/global-bundle.pem"),
+                "{name:?}: {url}"
+            );
+            let layers = strings(&resource["Properties"]["Layers"]);
+            assert!(layers.iter().any(|l| l == "RdsCaBundleLayer"), "{name:?} lacks the CA bundle layer");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_http_api_allows_browsers_what_the_local_server_allows() -> Result<(), Box<dyn std::error::Error>> {
+    use clearance_http::cors;
+    let template: Value = serde_yaml::from_str(TEMPLATE)?;
+    let config = &template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"];
+    assert_eq!(strings(&config["AllowMethods"]), cors::ALLOW_METHODS);
+    assert_eq!(strings(&config["AllowHeaders"]), cors::ALLOW_HEADERS);
+    assert_eq!(strings(&config["ExposeHeaders"]), cors::EXPOSE_HEADERS);
+    assert_eq!(config["MaxAge"].as_u64(), Some(cors::MAX_AGE_SECS));
+    assert_eq!(config["AllowCredentials"].as_bool(), Some(false));
+    assert_eq!(strings(&config["AllowOrigins"]), ["CorsAllowedOrigins"], "origins are a parameter");
+    Ok(())
+}

@@ -3,4 +3,6 @@
 //! PostgreSQL over TLS, a browser's CORS preflight, a frozen DynamoDB, a
 //! function that cannot start.
 
+mod cors;
+mod postgres_tls;
 mod stage_paths;

@@ -26,7 +26,7 @@ pub(crate) fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
 }
 
 pub(crate) fn db(err: impl Into<anyhow::Error>) -> LedgerWriteError {
-    LedgerWriteError::Backend(BackendError::new(format!("{:#}", err.into())))
+    LedgerWriteError::Backend(crate::backend(err.into()))
 }
 
 /// SQL string literal of a treaty code. Codes hold only A-Z, 0-9 and '-'
@@ -605,6 +605,6 @@ impl ClearanceLedger for PgClearanceLedger {
     }
 
     async fn clearance(&self, id: Uuid) -> Result<Option<ClearanceRecord>, BackendError> {
-        read_clearance(&self.pool, id).await.map_err(|e| BackendError::new(format!("{e:#}")))
+        read_clearance(&self.pool, id).await.map_err(crate::backend)
     }
 }

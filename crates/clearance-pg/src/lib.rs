@@ -104,7 +104,42 @@ async fn open(options: PgConnectOptions, limits: PoolLimits) -> anyhow::Result<P
         .acquire_timeout(limits.acquire_timeout)
         .connect_with(options)
         .await
+        .map_err(|e| anyhow::anyhow!(describe(&e)))
         .context("cannot connect to PostgreSQL")
+}
+
+/// An error's text, saying "TLS" when it came from the TLS layer (a
+/// certificate no CA in `sslrootcert` signed, a host name that does not
+/// match, a server without TLS), so the log points at `sslmode`,
+/// `sslrootcert` or the server's certificate rather than at the network.
+pub fn describe(err: &sqlx::Error) -> String {
+    if is_tls(err) {
+        format!("TLS to PostgreSQL failed (check sslmode, sslrootcert and the server's certificate): {err}")
+    } else {
+        err.to_string()
+    }
+}
+
+fn is_tls(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(io) => {
+            io.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+        }
+        _ => false,
+    }
+}
+
+/// An adapter's error as the ports' [`clearance_core::ports::BackendError`],
+/// its whole chain in one line, naming TLS when that is where it failed.
+pub(crate) fn backend(err: anyhow::Error) -> clearance_core::ports::BackendError {
+    let tls = err.chain().any(|cause| cause.downcast_ref::<sqlx::Error>().is_some_and(is_tls));
+    let prefix = if tls {
+        "TLS to PostgreSQL failed (check sslmode, sslrootcert and the server's certificate): "
+    } else {
+        ""
+    };
+    clearance_core::ports::BackendError::new(format!("{prefix}{err:#}"))
 }
 
 /// The session settings of every connection the services and the loader make:

@@ -116,10 +116,10 @@ impl PgLedgerReader {
 
 impl clearance_core::ports::LedgerReader for PgLedgerReader {
     async fn version_token(&self, filter: &SearchFilter) -> Result<VersionToken, BackendError> {
-        version_token(&self.pool, filter).await.map_err(BackendError::new)
+        version_token(&self.pool, filter).await.map_err(crate::backend)
     }
 
     fn stream_rows<'a>(&'a self, filter: &SearchFilter) -> RowStream<'a> {
-        Box::pin(stream_rows(&self.pool, filter).map(|row| row.map_err(BackendError::new)))
+        Box::pin(stream_rows(&self.pool, filter).map(|row| row.map_err(crate::backend)))
     }
 }
