@@ -4,5 +4,7 @@
 //! function that cannot start.
 
 mod cors;
+mod frozen_dependency;
+mod init_errors;
 mod postgres_tls;
 mod stage_paths;

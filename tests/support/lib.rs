@@ -164,5 +164,6 @@ pub fn sqlstate(err: &sqlx::Error) -> Option<String> {
 pub mod aws_fixtures;
 pub mod dynamo;
 pub mod events;
+pub mod private_moto;
 pub mod read_api;
 pub mod write_api;

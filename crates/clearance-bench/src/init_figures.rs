@@ -25,6 +25,20 @@ pub struct InitFigure {
     pub binary_bytes: u64,
 }
 
+/// `url` with `sslmode=require`: the functions refuse a database URL that
+/// could connect in clear, and the local server has TLS on.
+fn over_tls(url: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}sslmode=require")
+}
+
+fn database_url(var: &str) -> String {
+    let url = std::env::var(var)
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/clearance".to_owned());
+    over_tls(&url)
+}
+
 fn one_start(binary: &Path, function: &str) -> anyhow::Result<f64> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     listener.set_nonblocking(true)?;
@@ -40,6 +54,8 @@ fn one_start(binary: &Path, function: &str) -> anyhow::Result<f64> {
         .env("CLEARANCE_STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:bench")
         .env("CLEARANCE_EVENT_BUS", "bench")
         .env("CLEARANCE_TABLE", "bench")
+        .env("CLEARANCE_READER_DATABASE_URL", database_url("CLEARANCE_READER_DATABASE_URL"))
+        .env("CLEARANCE_APP_DATABASE_URL", database_url("CLEARANCE_APP_DATABASE_URL"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
