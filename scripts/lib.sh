@@ -3,6 +3,10 @@
 
 MOTO_VERSION="5.2.5"
 CFN_LINT_VERSION="1.58.0"
+SCHEMATHESIS_VERSION="4.32.5"
+# Hypothesis after 6.140 fails inside schemathesis's coverage phase on this
+# Python (3.11: "AST constructor recursion depth mismatch"); pinned below it.
+HYPOTHESIS_VERSION="6.140.3"
 
 # Waits until "$@" succeeds, at most $1 seconds.
 wait_for() {
@@ -51,9 +55,11 @@ ensure_postgres() {
 }
 
 ensure_venv() {
-  if [ ! -x .dev/venv/bin/moto_server ] || [ ! -x .dev/venv/bin/cfn-lint ]; then
+  if [ ! -x .dev/venv/bin/moto_server ] || [ ! -x .dev/venv/bin/cfn-lint ] || [ ! -x .dev/venv/bin/schemathesis ]; then
     python3 -m venv .dev/venv
-    .dev/venv/bin/pip install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION"
+    .dev/venv/bin/pip install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION" \
+      "cfn-lint==$CFN_LINT_VERSION" "schemathesis==$SCHEMATHESIS_VERSION" \
+      "hypothesis==$HYPOTHESIS_VERSION"
   fi
 }
 

@@ -22,6 +22,12 @@ echo "== tests"
 log=.dev/test.log
 status=0
 cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?
-# One closing line for the whole run, summed over every test binary.
-awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+# The OpenAPI document against the server, both directions (schemathesis).
+contract=0
+bash scripts/api_contract.sh 2>&1 | tee .dev/api-contract.log || contract=$?
+if [ "$contract" -ne 0 ]; then status=$contract; fi
+# One closing line for the whole run, summed over every test binary, the
+# API contract run counted as one test.
+awk -v contract="$contract" '/^test result:/ { p += $4; f += $6 }
+  END { if (contract == 0) p += 1; else f += 1; printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

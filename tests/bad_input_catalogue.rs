@@ -63,7 +63,7 @@ fn search_cases() -> Vec<Case> {
         post(
             "out of range",
             with(&base, "/period_to", "2023-12".into()),
-            (400, "invalid_period_range", Some("/period_to")),
+            (422, "invalid_period_range", Some("/period_to")),
         ),
         post(
             "out of range",

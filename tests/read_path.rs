@@ -68,7 +68,7 @@ async fn the_same_filter_written_differently_is_the_same_snapshot_and_a_hit() ->
     let first = search(&api, &body(r#""TR-0001", "TR-0002""#, "2022-01", "2023-06"), OP_A).await;
     assert_eq!(first.status, 200, "{}", first.json);
     assert_eq!(first.json["cache"], "miss");
-    let rewritten = br#"{"period_to":" 2023-06 ","status":"OPEN","treaty_ids":["tr-0002","TR-0001","TR-0002"],"period_from":"2022-01","cedent_ids":[]}"#;
+    let rewritten = br#"{"period_to":" 2023-06 ","status":"open","treaty_ids":["tr-0002","TR-0001","TR-0002"],"period_from":"2022-01","cedent_ids":[]}"#;
     let second = search(&api, rewritten, OP_A).await;
     assert_eq!(second.status, 200, "{}", second.json);
     assert_eq!(second.json["cache"], "hit");
@@ -382,7 +382,7 @@ async fn bad_input_is_a_4xx_with_a_stable_code_and_field_and_no_database_round_t
         (
             "from after to",
             body(r#""TR-0001""#, "2024-12", "2024-01"),
-            400,
+            422,
             "invalid_period_range",
             Some("/period_to"),
         ),

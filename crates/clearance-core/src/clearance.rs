@@ -49,7 +49,9 @@ pub struct ClearanceInput {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClearanceRequest {
     pub snapshot_id: SnapshotId,
-    pub version_token: VersionToken,
+    /// As the client sent it (shaped like a token): only the spelling the
+    /// service issued for the snapshot matches it.
+    pub version_token: String,
     pub selection: Selection,
     pub check: Check,
     pub allow_difference: bool,
@@ -65,8 +67,12 @@ fn id_set(raw: &[String], field: &str) -> Result<BTreeSet<TransactionId>, InputE
     }
     let mut ids = BTreeSet::new();
     for (i, text) in raw.iter().enumerate() {
-        let id = uuid::Uuid::try_parse(text.trim()).map_err(|_| {
-            InputError::new("invalid_id", format!("{field}/{i}"), "a transaction id is a UUID")
+        let id = crate::text::parse_uuid(text).ok_or_else(|| {
+            InputError::new(
+                "invalid_id",
+                format!("{field}/{i}"),
+                "a transaction id is a lower-case hyphenated UUID",
+            )
         })?;
         if !ids.insert(TransactionId(id)) {
             return Err(InputError::new("duplicate_id", format!("{field}/{i}"), "each id may appear once"));
@@ -83,8 +89,9 @@ impl ClearanceRequest {
     pub fn parse(input: &ClearanceInput) -> Result<Self, InputError> {
         let snapshot_id = SnapshotId::parse(&input.snapshot_id)
             .map_err(|e| InputError { field: "/snapshot_id".into(), ..e })?;
-        let version_token = VersionToken::parse(&input.version_token)
+        VersionToken::check_shape(&input.version_token)
             .map_err(|e| InputError::new("invalid_version_token", "/version_token", e.to_string()))?;
+        let version_token = input.version_token.clone();
         let selection = match (&input.ids, input.all, &input.except) {
             (Some(ids), None, None) => {
                 if ids.is_empty() {
@@ -107,29 +114,26 @@ impl ClearanceRequest {
                 ))
             }
         };
-        let number = input.check_number.trim();
-        if number.is_empty()
-            || number.chars().count() > CHECK_NUMBER_LEN_MAX
-            || number.chars().any(char::is_control)
-        {
+        if !crate::text::is_printable_text(&input.check_number, CHECK_NUMBER_LEN_MAX, false) {
             return Err(InputError::new(
                 "invalid_check_number",
                 "/check/number",
                 format!("the check number is 1 to {CHECK_NUMBER_LEN_MAX} printable characters"),
             ));
         }
-        let amount = Amount::parse(input.check_amount.trim())
-            .map_err(|e| InputError::new("invalid_amount", "/check/amount", e.to_string()))?;
-        if amount <= Amount::ZERO {
+        let number = input.check_number.trim_matches(' ');
+        if !crate::text::is_positive_amount_text(&input.check_amount) {
             return Err(InputError::new(
                 "invalid_amount",
                 "/check/amount",
-                "the check amount must be positive",
+                "the check amount is a positive decimal string: at most 16 digits, 2 decimals, no leading zero",
             ));
         }
-        let currency = Currency::parse(&input.check_currency)
+        let amount = Amount::parse(&input.check_amount)
+            .map_err(|e| InputError::new("invalid_amount", "/check/amount", e.to_string()))?;
+        let currency = Currency::parse_code(&input.check_currency)
             .map_err(|e| InputError::new("invalid_currency", "/check/currency", e.to_string()))?;
-        let received_on = NaiveDate::parse_from_str(input.received_on.trim(), "%Y-%m-%d").map_err(|_| {
+        let received_on = crate::text::parse_date(&input.received_on).ok_or_else(|| {
             InputError::new("invalid_date", "/check/received_on", "a date written YYYY-MM-DD")
         })?;
         Ok(Self {
@@ -153,11 +157,8 @@ impl ReversalReason {
     /// # Errors
     /// [`InputError`] `invalid_reason` on `/reason`.
     pub fn parse(raw: &str) -> Result<Self, InputError> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty()
-            || trimmed.chars().count() > REVERSAL_REASON_LEN_MAX
-            || trimmed.chars().any(|c| c.is_control() && c != '\n')
-        {
+        let trimmed = raw.trim_matches([' ', '\n']);
+        if !crate::text::is_printable_text(raw, REVERSAL_REASON_LEN_MAX, true) {
             return Err(InputError::new(
                 "invalid_reason",
                 "/reason",

@@ -31,7 +31,8 @@ pub enum CodeError {
 }
 
 fn canonical_code(raw: &str) -> Result<String, CodeError> {
-    let trimmed = raw.trim();
+    // ASCII white space only, so the schema's pattern says the same.
+    let trimmed = raw.trim_ascii();
     if trimmed.is_empty() {
         return Err(CodeError::Empty);
     }

@@ -16,6 +16,7 @@ pub mod period;
 pub mod ports;
 pub mod read;
 pub mod snapshot;
+pub mod text;
 pub mod transaction;
 pub mod write;
 

@@ -133,6 +133,15 @@ impl Currency {
             .ok_or(CurrencyError)
     }
 
+    /// Parses a code exactly as ISO 4217 spells it (upper case, no
+    /// space): how the API takes a currency, an `enum` in the schema.
+    ///
+    /// # Errors
+    /// [`CurrencyError`] when the code is not in [`CURRENCIES`] so spelled.
+    pub fn parse_code(raw: &str) -> Result<Self, CurrencyError> {
+        CURRENCIES.iter().find(|code| **code == raw).map(|code| Self(code)).ok_or(CurrencyError)
+    }
+
     pub fn as_str(self) -> &'static str {
         self.0
     }

@@ -402,7 +402,7 @@ impl ViewSpec {
                 ));
             }
         }
-        let sort = match sort.map(str::trim).filter(|s| !s.is_empty()) {
+        let sort = match sort.filter(|s| !s.is_empty()) {
             None => None,
             Some(spec) => {
                 let (field, direction) = spec.split_once(':').unwrap_or((spec, "asc"));
@@ -427,8 +427,9 @@ impl ViewSpec {
         };
         let cedent_ids = cedent_id
             .map(|list| {
+                // An empty value is no filter; otherwise every item is a code.
                 list.split(',')
-                    .filter(|s| !s.trim().is_empty())
+                    .filter(|_| !list.is_empty())
                     .map(|c| {
                         CedentId::parse(c)
                             .map_err(|e| InputError::new("invalid_cedent_id", "cedent_id", e.to_string()))
@@ -437,14 +438,10 @@ impl ViewSpec {
             })
             .transpose()?
             .unwrap_or_default();
-        if cedent_ids.len() > crate::snapshot::CEDENT_IDS_MAX {
-            return Err(InputError::new("too_many_cedents", "cedent_id", "too many cedents"));
-        }
         let currency = currency
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
             .map(|c| {
-                Currency::parse(c).map_err(|e| InputError::new("invalid_currency", "currency", e.to_string()))
+                Currency::parse_code(c)
+                    .map_err(|e| InputError::new("invalid_currency", "currency", e.to_string()))
             })
             .transpose()?;
         Ok(Self { sort, cedent_ids, currency })
@@ -576,7 +573,7 @@ mod tests {
                 )
             })
             .collect();
-        let view = ViewSpec::parse(Some("amount:desc"), Some("ced-a"), Some("usd"))?;
+        let view = ViewSpec::parse(Some("amount:desc"), Some("ced-a"), Some("USD"))?;
         let mut viewed = rows.clone();
         view.apply(&mut viewed);
         let expected: Vec<_> =
@@ -636,7 +633,12 @@ mod tests {
         ] {
             assert_eq!(ViewSpec::parse(sort, cedent, currency).map_err(|e| e.field), Err(field.to_owned()));
         }
-        assert!(ViewSpec::parse(None, Some(""), Some(" ")).is_ok_and(|v| v.is_identity()));
+        assert!(ViewSpec::parse(Some(""), Some(""), None).is_ok_and(|v| v.is_identity()));
+        // The schema's enum: one spelling, no padding.
+        for currency in [" ", "", "usd", " USD"] {
+            assert!(ViewSpec::parse(None, None, Some(currency)).is_err(), "{currency:?}");
+        }
+        assert!(ViewSpec::parse(None, Some("CED-1,,CED-2"), None).is_err(), "an empty item");
     }
 
     #[test]

@@ -336,7 +336,7 @@ where
         if let Some(treaty) = meta.treaty_ids.iter().find(|t| !who.entitlement.allows(t)) {
             return Err(WriteError::NotEntitled(treaty.clone()));
         }
-        if meta.version_token != request.version_token {
+        if meta.version_token.to_string() != request.version_token {
             return Err(WriteError::VersionTokenMismatch);
         }
         Ok(meta)

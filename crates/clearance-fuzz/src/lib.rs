@@ -183,10 +183,8 @@ pub fn clearance_body(data: &[u8]) {
             let amount = request.check.amount;
             assert!(amount.as_decimal().scale() <= 2, "{amount}");
             assert_eq!(Amount::parse(&amount.to_string()).ok(), Some(amount));
-            assert_eq!(
-                VersionToken::parse(&request.version_token.to_string()).ok(),
-                Some(request.version_token)
-            );
+            // A token is taken as sent, shaped as the service issues them.
+            assert!(VersionToken::check_shape(&request.version_token).is_ok());
         }
         Err(err) => refused(&err),
     }

@@ -4,7 +4,6 @@
 use bytes::Bytes;
 use clearance_core::batch::JobStore;
 use http::{Method, Response, StatusCode};
-use uuid::Uuid;
 
 use crate::{identity, json_response, method_not_allowed, route_not_found, wire, Api, ApiError, ApiRequest};
 
@@ -26,9 +25,13 @@ impl<J: JobStore> JobsApi<J> {
         match (request.method, segments.as_slice()) {
             (&Method::GET, ["v1", "jobs", id]) => {
                 let who = identity(request.identity)?;
-                let id = Uuid::try_parse(id).map_err(|_| {
-                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_job_id", "a job id is a UUID")
-                        .with_field("id")
+                let id = clearance_core::text::parse_uuid(id).ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_job_id",
+                        "a job id is a lower-case hyphenated UUID",
+                    )
+                    .with_field("id")
                 })?;
                 let not_found = || {
                     ApiError::new(StatusCode::NOT_FOUND, "job_not_found", "no such job for you")
@@ -50,7 +53,7 @@ impl<J: JobStore> JobsApi<J> {
                     .ok_or_else(not_found)?;
                 Ok(json_response(StatusCode::OK, wire::job_body(&job)))
             }
-            (_, ["v1", "jobs", _]) => Err(method_not_allowed()),
+            (_, ["v1", "jobs", _]) => Err(method_not_allowed("GET")),
             _ => Err(route_not_found()),
         }
     }

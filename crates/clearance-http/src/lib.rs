@@ -66,7 +66,7 @@ pub const RETRY_AFTER_SECS: u32 = 1;
 /// Largest request body accepted on any route.
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
 /// Longest query string accepted.
-const QUERY_BYTES_MAX: usize = 4 * 1024;
+const QUERY_BYTES_MAX: usize = 8 * 1024;
 /// Most digits of a page number.
 const PAGE_DIGITS_MAX: usize = 6;
 
@@ -79,11 +79,13 @@ pub struct ApiError {
     pub field: Option<String>,
     /// More members of the body (the moved ids of a stale selection, ...).
     pub details: Vec<(&'static str, serde_json::Value)>,
+    /// The methods of the route, for a 405's `Allow` header.
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None, details: Vec::new() }
+        Self { status, code, message: message.into(), field: None, details: Vec::new(), allow: None }
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
@@ -105,6 +107,9 @@ impl ApiError {
             body[name] = value;
         }
         let mut response = json_response(self.status, body.to_string().into_bytes());
+        if let Some(allow) = self.allow {
+            response.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+        }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
@@ -116,9 +121,14 @@ impl ApiError {
 
 impl From<InputError> for ApiError {
     fn from(err: InputError) -> Self {
-        let status =
-            if err.code == "invalid_identity" { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
-        Self { status, code: err.code, message: err.message, field: Some(err.field), details: Vec::new() }
+        // Malformed input is 400; a well-formed request whose parts do not
+        // fit together (a period range running backwards) is 422.
+        let status = match err.code {
+            "invalid_identity" => StatusCode::UNAUTHORIZED,
+            "invalid_period_range" => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self { field: Some(err.field), ..Self::new(status, err.code, err.message) }
     }
 }
 
@@ -220,12 +230,15 @@ pub fn check_body_size(body: &[u8], max: usize) -> Result<(), ApiError> {
 }
 
 /// 405 for a known route asked with another method.
-pub(crate) fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "see the API document for the methods of this route",
-    )
+pub(crate) fn method_not_allowed(allow: &'static str) -> ApiError {
+    ApiError {
+        allow: Some(allow),
+        ..ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("this route takes {allow} (and OPTIONS from a browser)"),
+        )
+    }
 }
 
 pub(crate) fn route_not_found() -> ApiError {

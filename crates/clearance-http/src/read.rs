@@ -68,7 +68,8 @@ impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadApi<L, S, M> {
                 let page = self.service.page(&who, &id, number, &view, request.now_secs).await?;
                 Ok(json_response(StatusCode::OK, wire::page_body(&page)))
             }
-            (_, ["v1", "searches"]) | (_, ["v1", "searches", _, "pages", _]) => Err(method_not_allowed()),
+            (_, ["v1", "searches"]) => Err(method_not_allowed("POST")),
+            (_, ["v1", "searches", _, "pages", _]) => Err(method_not_allowed("GET")),
             _ => Err(route_not_found()),
         }
     }

@@ -211,9 +211,13 @@ pub fn parse_reversal(body: &[u8]) -> Result<ReversalReason, ApiError> {
 }
 
 fn parse_clearance_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::try_parse(raw).map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_clearance_id", "a clearance id is a UUID")
-            .with_field("id")
+    clearance_core::text::parse_uuid(raw).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_clearance_id",
+            "a clearance id is a lower-case hyphenated UUID",
+        )
+        .with_field("id")
     })
 }
 
@@ -327,9 +331,10 @@ where
                 })
                 .await
             }
-            (_, ["v1", "clearances"])
-            | (_, ["v1", "clearances", _])
-            | (_, ["v1", "clearances", _, "reversal"]) => Err(method_not_allowed()),
+            (_, ["v1", "clearances"]) | (_, ["v1", "clearances", _, "reversal"]) => {
+                Err(method_not_allowed("POST"))
+            }
+            (_, ["v1", "clearances", _]) => Err(method_not_allowed("GET")),
             _ => Err(route_not_found()),
         }
     }
