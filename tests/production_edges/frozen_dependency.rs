@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use clearance_core::idempotency::IdempotencyConfig;
 use clearance_loader::generate::Generator;
 use clearance_local::{LocalStack, Pools, StackConfig};
-use clearance_tests::private_moto::PrivateMoto;
+use clearance_tests::private_moto;
 use clearance_tests::write_api::{check_for, clearance_body, send, Reply, Row, Snapshot};
 use clearance_tests::TestDb;
 use http::Method;
@@ -40,7 +40,7 @@ fn assert_unavailable(what: &str, reply: &Reply, took: Duration) {
 async fn a_frozen_dynamodb_is_a_bounded_503_and_a_thawed_one_serves_again() -> anyhow::Result<()> {
     let db = TestDb::new().await?;
     clearance_pg::load::load(&db.owner, &mut Generator::new(11).with_rows(5_000)).await?;
-    let moto = PrivateMoto::start().await?;
+    let moto = private_moto::start().await?;
     let dynamo = moto.dynamo().await;
     let events = moto.events().await;
     clearance_dynamo::table::create(&dynamo, "frozen").await?;

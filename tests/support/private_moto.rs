@@ -1,87 +1,12 @@
-//! A moto server of one test's own, on a free loopback port, so that the
-//! test can freeze it (SIGSTOP) and thaw it (SIGCONT) without touching the
-//! server every other test uses. Started from the project's venv (`make
-//! up` installs it); ended by its own process id when dropped.
+//! A moto server of one test's own (see `clearance_local::moto`), from the
+//! venv `make up` installed.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use anyhow::Context;
+pub use clearance_local::moto::PrivateMoto;
 
-/// How long moto may take to answer after its start.
-const START_WAIT_MAX: Duration = Duration::from_secs(30);
-
-pub struct PrivateMoto {
-    child: Child,
-    pub endpoint: String,
-}
-
-fn signal(pid: u32, name: &str) -> anyhow::Result<()> {
-    let status = Command::new("kill").args([format!("-{name}"), pid.to_string()]).status()?;
-    anyhow::ensure!(status.success(), "kill -{name} {pid} failed");
-    Ok(())
-}
-
-impl PrivateMoto {
-    /// # Errors
-    /// When the venv's `moto_server` is missing or does not answer in time.
-    pub async fn start() -> anyhow::Result<Self> {
-        let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.dev/venv/bin/moto_server");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new(&binary)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {} (run `make up`)", binary.display()))?;
-        let moto = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
-        let started = Instant::now();
-        while started.elapsed() < START_WAIT_MAX {
-            if client.get(format!("{}/moto-api/", moto.endpoint)).send().await.is_ok() {
-                return Ok(moto);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        anyhow::bail!("moto did not answer on {} within {START_WAIT_MAX:?}", moto.endpoint)
-    }
-
-    /// Freezes the server: connections are still accepted, nothing answers.
-    ///
-    /// # Errors
-    /// When the signal cannot be sent.
-    pub fn freeze(&self) -> anyhow::Result<()> {
-        signal(self.child.id(), "STOP")
-    }
-
-    /// # Errors
-    /// When the signal cannot be sent.
-    pub fn thaw(&self) -> anyhow::Result<()> {
-        signal(self.child.id(), "CONT")
-    }
-
-    /// A DynamoDB client as every process builds it (the one SDK
-    /// configuration's timeouts and retries), on this server.
-    pub async fn dynamo(&self) -> aws_sdk_dynamodb::Client {
-        let sdk = clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await;
-        let config = aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(&self.endpoint).build();
-        aws_sdk_dynamodb::Client::from_conf(config)
-    }
-
-    /// An EventBridge client as every process builds it, on this server.
-    pub async fn events(&self) -> aws_sdk_eventbridge::Client {
-        let sdk = clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await;
-        let config = aws_sdk_eventbridge::config::Builder::from(&sdk).endpoint_url(&self.endpoint).build();
-        aws_sdk_eventbridge::Client::from_conf(config)
-    }
-}
-
-impl Drop for PrivateMoto {
-    fn drop(&mut self) {
-        // Ours: thawed (a stopped process cannot die of SIGTERM) and ended by its handle.
-        let _ = signal(self.child.id(), "CONT");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// # Errors
+/// When moto cannot be started (run `make up`).
+pub async fn start() -> anyhow::Result<PrivateMoto> {
+    PrivateMoto::start(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.dev/venv/bin")).await
 }

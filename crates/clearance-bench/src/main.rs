@@ -16,6 +16,7 @@ use std::time::Instant;
 
 mod batch_figures;
 mod concurrency_run;
+mod frozen_figures;
 mod init_figures;
 mod read_figures;
 mod results;
@@ -266,7 +267,7 @@ async fn large_search(
     result
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
@@ -439,6 +440,14 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         read_path.large_view = Some(view);
         read_path.batch_large = Some(batch);
     }
+    progress("time to a 503 under a frozen DynamoDB (a moto of its own, SIGSTOP; 5 of each)");
+    let frozen = {
+        let url = with_database(&args.database_url, BENCH_DB);
+        let pools =
+            clearance_local::Pools::connect_as_roles(&url, clearance_pg::PoolLimits::default()).await?;
+        let venv_bin = std::env::current_dir()?.join(".dev/venv/bin");
+        frozen_figures::measure(pools, &venv_bin, CONCURRENCY_FILTER, 5).await?
+    };
     drop_db(&server).await?;
 
     let machine = format!(
@@ -468,6 +477,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         pruned_read,
         read_path,
         concurrency,
+        frozen_dependency: Some(frozen),
     };
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)?;

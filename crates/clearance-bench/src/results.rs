@@ -28,6 +28,10 @@ pub struct Results {
     pub pruned_read: Vec<ReadFigures>,
     pub read_path: ReadResults,
     pub concurrency: ConcurrencyFigures,
+    /// Time to a 503 under a frozen DynamoDB (runs before this figure
+    /// existed have none).
+    #[serde(default)]
+    pub frozen_dependency: Option<crate::frozen_figures::FrozenFigures>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -346,6 +350,26 @@ pub fn table(r: &Results) -> String {
         "<= 50 ms",
         verdict(r.lambda_init.iter().all(|f| f.init_median_ms <= 50.0), format!("{} ms", init.join(" / "))),
     );
+    if let Some(f) = &r.frozen_dependency {
+        row(
+            format!(
+                "time to a 503 `backend_unavailable` with DynamoDB frozen (SIGSTOP), median of {}: search / page / job{}",
+                f.runs,
+                if f.recovered { "; served again after SIGCONT" } else { "; NOT served again after SIGCONT" }
+            ),
+            "<= 5 s (reads)",
+            verdict(
+                f.max_ms <= 5_000.0 && f.recovered,
+                format!(
+                    "{:.2} / {:.2} / {:.2} s (slowest {:.2} s)",
+                    f.search_503_median_ms / 1e3,
+                    f.page_503_median_ms / 1e3,
+                    f.job_503_median_ms / 1e3,
+                    f.max_ms / 1e3
+                ),
+            ),
+        );
+    }
 
     let mut out = format!(
         "Run of {} on {}: {} rows, {:.1} min in all.\n\n| figure | target | measured |\n|---|---|---|\n",

@@ -3,6 +3,7 @@
 //! PostgreSQL and DynamoDB, and the batch steps run by the in-process runner
 //! (or any other [`JobStarter`]).
 
+pub mod moto;
 pub mod server;
 
 use std::sync::Arc;
