@@ -59,7 +59,8 @@ yaml.safe_dump(doc, open(sys.argv[2], "w"), sort_keys=False)
 PY
 
 echo "== api contract (schemathesis, $examples examples an operation)"
-.dev/venv/bin/schemathesis run .dev/openapi.local.yaml \
+PYTHONPATH=scripts/api_contract SCHEMATHESIS_HOOKS=hooks \
+  .dev/venv/bin/schemathesis run .dev/openapi.local.yaml \
   --url "http://127.0.0.1:$port" \
   --header "x-dev-operator: api-contract" \
   --header "x-dev-treaties: *" \

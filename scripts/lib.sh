@@ -4,8 +4,8 @@
 MOTO_VERSION="5.2.5"
 CFN_LINT_VERSION="1.58.0"
 SCHEMATHESIS_VERSION="4.32.5"
-# Hypothesis after 6.140 fails inside schemathesis's coverage phase on this
-# Python (3.11: "AST constructor recursion depth mismatch"); pinned below it.
+# Pinned with schemathesis, so that a run is the same run on every machine
+# (scripts/api_contract/hooks.py works around a CPython 3.11 parser error in it).
 HYPOTHESIS_VERSION="6.140.3"
 
 # Waits until "$@" succeeds, at most $1 seconds.

@@ -335,3 +335,23 @@ mod route_tests {
         assert_eq!(split_route("/nothing/here", Some("dev")), ("", "/nothing/here"));
     }
 }
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_backend_says_when_to_retry_and_a_wrong_method_which_to_use() {
+        let unavailable =
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "backend_unavailable", "retry").into_response();
+        assert_eq!(
+            unavailable.headers().get(http::header::RETRY_AFTER).map(|v| v.as_bytes()),
+            Some(&b"1"[..])
+        );
+        let wrong = method_not_allowed("POST").into_response();
+        assert_eq!(wrong.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(wrong.headers().get(http::header::ALLOW).map(|v| v.as_bytes()), Some(&b"POST"[..]));
+        let bad = ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "no").into_response();
+        assert!(bad.headers().get(http::header::RETRY_AFTER).is_none());
+    }
+}
