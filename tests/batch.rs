@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use clearance_core::batch::{
-    BatchLedger, BatchSteps, JobScope, JobStarter, JobState, JobStore, StepError, RETRY,
+    BatchLedger, BatchSteps, JobScope, JobStarter, JobState, JobStore, Release, StepError,
 };
 use clearance_core::clearance::{Check, ClearanceHeader, Posting, SnapshotRowRef};
 use clearance_core::ports::{BackendError, LedgerWriteError, Posted};
@@ -15,7 +15,7 @@ use clearance_core::write::WriteConfig;
 use clearance_dynamo::{DynamoJobStore, DynamoScopeMirror};
 use clearance_pg::batch::PgBatchLedger;
 use clearance_tests::write_api::{clear, search, send, Reply, Row, Snapshot, Stack};
-use clearance_workflow::{run_job, EventBridgePublisher, RunOutcome};
+use clearance_workflow::{run_job, EventBridgePublisher, RunOutcome, PRODUCTION};
 use http::Method;
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -60,7 +60,7 @@ impl BatchLedger for FlakyLedger {
         self.inner.finalize(scope, row_count, check, posting, header).await
     }
 
-    async fn release(&self, scope: &JobScope) -> Result<Posted, LedgerWriteError> {
+    async fn release(&self, scope: &JobScope) -> Result<Release, LedgerWriteError> {
         self.inner.release(scope).await
     }
 }
@@ -198,7 +198,7 @@ async fn a_chunk_failing_once_is_retried_and_a_redelivered_chunk_changes_nothing
         &stack,
         FlakyLedger { inner: PgBatchLedger::new(stack.pool.clone()), fail_call: 2, calls: AtomicU32::new(0) },
     );
-    let outcome = run_job(&flaky, id, RETRY).await;
+    let outcome = run_job(&flaky, id, PRODUCTION).await;
     assert!(matches!(outcome, RunOutcome::Succeeded(_)), "{outcome:?}");
     assert_eq!(flaky.ledger.calls.load(Ordering::SeqCst), status.chunks_total + 1, "one retry, no more");
     let status = pg.jobs.status(id).await?.ok_or_else(|| anyhow::anyhow!("no job"))?;
@@ -206,7 +206,7 @@ async fn a_chunk_failing_once_is_retried_and_a_redelivered_chunk_changes_nothing
     let clearance = status.clearance_id.map(|c| c.to_string()).unwrap_or_default();
     assert_cleared_once(&stack, &clearance, snap.rows.len() as i64).await?;
     // A duplicate start of an ended job runs nothing.
-    assert_eq!(run_job(&pg, id, RETRY).await, RunOutcome::AlreadyEnded(JobState::Succeeded));
+    assert_eq!(run_job(&pg, id, PRODUCTION).await, RunOutcome::AlreadyEnded(JobState::Succeeded));
     stack.drop().await
 }
 
@@ -224,11 +224,11 @@ async fn a_crash_between_reserve_and_finalize_then_a_rerun_ends_once() -> anyhow
     let pending = stack.count("SELECT count(*) FROM transactions WHERE status = 'pending'").await?;
     assert_eq!(pending, snap.rows.len() as i64);
     // The re-run: the same steps, the same single outcome.
-    let outcome = run_job(&pg, id, RETRY).await;
+    let outcome = run_job(&pg, id, PRODUCTION).await;
     let RunOutcome::Succeeded(clearance) = outcome else { panic!("{outcome:?}") };
     assert_cleared_once(&stack, &clearance.to_string(), snap.rows.len() as i64).await?;
     // Finalize delivered again: nothing more.
-    assert_eq!(pg.finalize(id, 0).await?, clearance);
+    assert_eq!(pg.finalize(id).await?, clearance);
     assert_eq!(stack.count("SELECT count(*) FROM clearances").await?, 1);
     stack.drop().await
 }
@@ -255,7 +255,7 @@ async fn a_conflict_releases_every_row_of_the_job_and_fails_it_with_the_conflict
     let cleared = clear(&apis, "op-b", &other, &[victim], "sync-1").await;
     assert_eq!(cleared.status, 201, "{}", cleared.json);
 
-    let outcome = run_job(&pg, id, RETRY).await;
+    let outcome = run_job(&pg, id, PRODUCTION).await;
     assert!(
         matches!(&outcome, RunOutcome::Failed(StepError::Conflict(ids)) if ids == &vec![Uuid::try_parse(&victim.id)?]),
         "{outcome:?}"
@@ -295,7 +295,7 @@ async fn two_jobs_on_overlapping_rows_exactly_one_succeeds() -> anyhow::Result<(
     let job_a = job_id(&submit(&apis, "op-a", &a, &skip_a, "ka").await)?;
     let job_b = job_id(&submit(&apis, "op-b", &b, &skip_b, "kb").await)?;
     let pg = steps(&stack, PgBatchLedger::new(stack.pool.clone()));
-    let (ra, rb) = tokio::join!(run_job(&pg, job_a, RETRY), run_job(&pg, job_b, RETRY));
+    let (ra, rb) = tokio::join!(run_job(&pg, job_a, PRODUCTION), run_job(&pg, job_b, PRODUCTION));
     let wins = [&ra, &rb].iter().filter(|r| matches!(r, RunOutcome::Succeeded(_))).count();
     assert_eq!(wins, 1, "exactly one succeeds: {ra:?} / {rb:?}");
     let (winner, rows) = match (&ra, &rb) {
@@ -337,11 +337,11 @@ async fn posted_reversed_and_failed_events_reach_the_bus_with_stable_ids() -> an
     let job = job_id(&submit(&apis, "op-a", &fresh, &[], "job").await)?;
     let other = job_id(&submit(&apis, "op-b", &fresh_b, &[], "job-b").await)?;
     let pg = steps(&stack, PgBatchLedger::new(stack.pool.clone()));
-    let RunOutcome::Succeeded(job_clearance) = run_job(&pg, job, RETRY).await else {
+    let RunOutcome::Succeeded(job_clearance) = run_job(&pg, job, PRODUCTION).await else {
         panic!("the job failed")
     };
-    pg.finalize(job, 0).await?;
-    assert!(matches!(run_job(&pg, other, RETRY).await, RunOutcome::Failed(StepError::Conflict(_))));
+    pg.announce(job, 0).await?;
+    assert!(matches!(run_job(&pg, other, PRODUCTION).await, RunOutcome::Failed(StepError::Conflict(_))));
 
     let events = tap.drain(5).await?;
     let kinds: Vec<(String, String, String)> = events
@@ -368,10 +368,193 @@ async fn posted_reversed_and_failed_events_reach_the_bus_with_stable_ids() -> an
     }
     let failed: Vec<&(String, String, String)> = kinds.iter().filter(|k| k.0 == "ClearanceFailed").collect();
     assert_eq!(failed.len(), 1, "{kinds:?}");
-    // The finalize delivered twice published twice, under one id: a
+    // The announcement delivered twice published twice, under one id: a
     // consumer keeping ids drops the second.
     let distinct: BTreeSet<&String> = kinds.iter().map(|k| &k.2).collect();
     assert_eq!(distinct.len(), 4, "{kinds:?}");
     assert_eq!(kinds.len(), 5, "{kinds:?}");
+    stack.drop().await
+}
+
+/// The real job store, with the end of a job failing (DynamoDB refusing the
+/// status write) while `fail_finish` is set.
+struct FailingFinish {
+    inner: DynamoJobStore,
+    fail_finish: std::sync::atomic::AtomicBool,
+}
+
+impl JobStore for FailingFinish {
+    async fn create(
+        &self,
+        status: &clearance_core::batch::JobStatus,
+        plan: &clearance_core::batch::JobPlan,
+        chunks: &[Vec<u8>],
+        expires_at_secs: i64,
+    ) -> Result<(), BackendError> {
+        self.inner.create(status, plan, chunks, expires_at_secs).await
+    }
+
+    async fn status(&self, job_id: Uuid) -> Result<Option<clearance_core::batch::JobStatus>, BackendError> {
+        self.inner.status(job_id).await
+    }
+
+    async fn plan(&self, job_id: Uuid) -> Result<Option<clearance_core::batch::JobPlan>, BackendError> {
+        self.inner.plan(job_id).await
+    }
+
+    async fn chunk(&self, job_id: Uuid, k: u32) -> Result<Option<Vec<u8>>, BackendError> {
+        self.inner.chunk(job_id, k).await
+    }
+
+    async fn chunk_done(&self, job_id: Uuid, k: u32, now_secs: i64) -> Result<(), BackendError> {
+        self.inner.chunk_done(job_id, k, now_secs).await
+    }
+
+    async fn finish(
+        &self,
+        job_id: Uuid,
+        state: JobState,
+        clearance_id: Option<Uuid>,
+        error: Option<&clearance_core::batch::JobFailure>,
+        now_secs: i64,
+    ) -> Result<(), BackendError> {
+        if self.fail_finish.load(Ordering::SeqCst) {
+            return Err(BackendError::new("injected: the status write was refused"));
+        }
+        self.inner.finish(job_id, state, clearance_id, error, now_secs).await
+    }
+}
+
+/// A publisher on an EventBridge endpoint that refuses connections (a
+/// loopback port nothing listens on), with the production SDK bounds.
+async fn refusing_bus(stack: &Stack) -> anyhow::Result<EventBridgePublisher> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let sdk = clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await;
+    let config = aws_sdk_eventbridge::config::Builder::from(&sdk)
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .build();
+    Ok(EventBridgePublisher::new(aws_sdk_eventbridge::Client::from_conf(config), stack.bus.clone()))
+}
+
+/// The steps' policy, with a short announcement retry for the test's sake.
+const QUICK: clearance_workflow::RunPolicy = clearance_workflow::RunPolicy {
+    steps: clearance_core::batch::RETRY,
+    announce: clearance_core::batch::RetryPolicy { interval_secs: 0.05, backoff_rate: 1.0, max_attempts: 2 },
+};
+
+async fn events_of(
+    tap: &clearance_tests::events::EventTap,
+    most: usize,
+) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(tap
+        .drain(most)
+        .await?
+        .iter()
+        .map(|e| {
+            (
+                e["detail-type"].as_str().unwrap_or_default().to_owned(),
+                e["detail"]["event_id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect())
+}
+
+#[tokio::test]
+async fn a_bus_refusing_connections_after_finalize_leaves_the_job_posted_and_never_compensated(
+) -> anyhow::Result<()> {
+    let stack = Stack::new(100_000).await?;
+    let tap = clearance_tests::events::EventTap::attach(&stack.events, &stack.bus).await?;
+    let apis = stack.apis_with(WriteConfig::default(), |_| Recorder::default());
+    let snap = search(&apis, "op-a", ALL_USD).await?;
+    let id = job_id(&submit(&apis, "op-a", &snap, &[], "k").await)?;
+    let down = BatchSteps {
+        events: refusing_bus(&stack).await?,
+        ..steps(&stack, PgBatchLedger::new(stack.pool.clone()))
+    };
+
+    // The in-process runner: posted, the announcement failing through its
+    // retries; the ledger keeps the clearance and nothing is released.
+    let outcome = run_job(&down, id, QUICK).await;
+    let RunOutcome::PostedNotAnnounced(clearance) = outcome else { panic!("{outcome:?}") };
+    assert_cleared_once(&stack, &clearance.to_string(), snap.rows.len() as i64).await?;
+    let status = down.jobs.status(id).await?.ok_or_else(|| anyhow::anyhow!("no job"))?;
+    assert_eq!((status.state, status.clearance_id), (JobState::Succeeded, Some(clearance)));
+
+    // The batch function's entry point, as the state machine's Catch would
+    // call it if the announcement had been caught: compensation finds the
+    // clearance posted, releases nothing, fails nothing, and says so.
+    let caught = serde_json::json!({
+        "step": "compensate", "job_id": id,
+        "error": { "Error": "States.Timeout", "Cause": "the task timed out" },
+    });
+    let answer = clearance_workflow::task::handle_task(&down, caught, 0).await?;
+    assert_eq!(
+        (answer["posted"].as_bool(), answer["clearance_id"].as_str()),
+        (Some(true), Some(clearance.to_string().as_str()))
+    );
+    assert_cleared_once(&stack, &clearance.to_string(), snap.rows.len() as i64).await?;
+    let status = down.jobs.status(id).await?.ok_or_else(|| anyhow::anyhow!("no job"))?;
+    assert_eq!(status.state, JobState::Succeeded, "a posted job is never failed");
+
+    // The bus back: the redriven announcement publishes ClearancePosted, and
+    // no ClearanceFailed was ever sent.
+    let up = steps(&stack, PgBatchLedger::new(stack.pool.clone()));
+    let announce = serde_json::json!({ "step": "announce", "job_id": id });
+    let answer = clearance_workflow::task::handle_task(&up, announce, 0).await?;
+    assert_eq!(answer["clearance_id"].as_str(), Some(clearance.to_string().as_str()));
+    let events = events_of(&tap, 1).await?;
+    let posted = clearance_core::batch::ClearanceEvent::id_for("ClearancePosted", clearance).to_string();
+    assert_eq!(events, vec![("ClearancePosted".to_owned(), posted)]);
+    stack.drop().await
+}
+
+#[tokio::test]
+async fn a_status_write_failing_after_finalize_never_fails_the_job() -> anyhow::Result<()> {
+    let stack = Stack::new(100_000).await?;
+    let tap = clearance_tests::events::EventTap::attach(&stack.events, &stack.bus).await?;
+    let apis = stack.apis_with(WriteConfig::default(), |_| Recorder::default());
+    let snap = search(&apis, "op-a", ALL_USD).await?;
+    let id = job_id(&submit(&apis, "op-a", &snap, &[], "k").await)?;
+    let pg = steps(&stack, PgBatchLedger::new(stack.pool.clone()));
+    let failing = BatchSteps {
+        jobs: FailingFinish { inner: pg.jobs.clone(), fail_finish: std::sync::atomic::AtomicBool::new(true) },
+        ledger: PgBatchLedger::new(stack.pool.clone()),
+        events: pg.events.clone(),
+        mirror: pg.mirror.clone(),
+    };
+
+    // Through the entry point, step by step as the state machine calls it.
+    let call = |payload: serde_json::Value| clearance_workflow::task::handle_task(&failing, payload, 0);
+    let plan = call(serde_json::json!({ "step": "plan", "job_id": id })).await?;
+    for k in plan["chunks"].as_array().into_iter().flatten() {
+        call(serde_json::json!({ "step": "reserve", "job_id": id, "chunk": k })).await?;
+    }
+    let finalized = call(serde_json::json!({ "step": "finalize", "job_id": id })).await?;
+    let clearance = Uuid::try_parse(finalized["clearance_id"].as_str().unwrap_or_default())?;
+    let announced = call(serde_json::json!({ "step": "announce", "job_id": id })).await;
+    assert!(
+        matches!(&announced, Err(StepError::Retryable(_))),
+        "{announced:?}: retried, not caught to compensate"
+    );
+    // Were compensation reached anyway (a timeout after the commit), it
+    // checks the ledger first.
+    let caught = serde_json::json!({
+        "step": "compensate", "job_id": id,
+        "error": { "Error": "Clearance.Retryable", "Cause": "status write refused" },
+    });
+    assert_eq!(call(caught).await?["posted"], true);
+    assert_cleared_once(&stack, &clearance.to_string(), snap.rows.len() as i64).await?;
+
+    // The in-process runner over the same failure: posted, not announced.
+    assert_eq!(run_job(&failing, id, QUICK).await, RunOutcome::PostedNotAnnounced(clearance));
+    // The store back: announced, succeeded, ClearancePosted once.
+    failing.jobs.fail_finish.store(false, Ordering::SeqCst);
+    assert_eq!(run_job(&failing, id, QUICK).await, RunOutcome::Succeeded(clearance));
+    let status = pg.jobs.status(id).await?.ok_or_else(|| anyhow::anyhow!("no job"))?;
+    assert_eq!((status.state, status.clearance_id), (JobState::Succeeded, Some(clearance)));
+    let events = events_of(&tap, 1).await?;
+    assert!(events.iter().all(|(kind, _)| kind == "ClearancePosted"), "{events:?}");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(stack.count("SELECT count(*) FROM clearances").await?, 1);
     stack.drop().await
 }

@@ -39,7 +39,7 @@ async fn every_event_file_gets_its_documented_answer() -> anyhow::Result<()> {
     let (status, job) = http_event(&apis.jobs, "job-status-apigw-v2.json").await?;
     assert_eq!((status, job["error"].as_str()), (404, Some("job_not_found")), "{job}");
 
-    for step in ["plan", "reserve", "finalize", "compensate"] {
+    for step in ["plan", "reserve", "finalize", "announce", "compensate"] {
         let text =
             std::fs::read_to_string(format!("{}/../events/batch-{step}.json", env!("CARGO_MANIFEST_DIR")))?;
         let payload: serde_json::Value = serde_json::from_str(&text)?;

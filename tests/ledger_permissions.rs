@@ -122,7 +122,8 @@ async fn the_reader_role_searches_and_cannot_write_anything() -> anyhow::Result<
         ..Default::default()
     })?;
     ledger.version_token(&filter).await?;
-    let streamed: Vec<_> = ledger.stream_rows(&filter).try_collect().await?;
+    let (_, rows) = ledger.read_snapshot(&filter).await?;
+    let streamed: Vec<_> = rows.try_collect().await?;
     let expected: i64 = sqlx::query_scalar("SELECT count(*) FROM transactions WHERE treaty_id = 'TR-0001'")
         .fetch_one(&db.owner)
         .await?;

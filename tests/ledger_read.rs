@@ -94,3 +94,39 @@ async fn the_snapshot_read_prunes_to_the_treaty_leaf_on_every_execution() -> any
     drop(conn);
     db.drop_db().await
 }
+
+#[tokio::test]
+async fn a_snapshot_reads_its_token_and_its_rows_as_of_one_moment() -> anyhow::Result<()> {
+    let db = TestDb::new().await?;
+    clearance_pg::load::load(&db.owner, &mut Generator::new(2).with_rows(5_000)).await?;
+    let search = filter(FilterInput {
+        treaty_ids: vec!["TR-0001".into()],
+        period_from: "2021-01".into(),
+        period_to: "2025-12".into(),
+        ..FilterInput::default()
+    })?;
+    let (token, rows) = clearance_pg::read::read_snapshot(&db.reader, &search).await?;
+    // A write commits after the token was read and before the rows are:
+    // every row moves (a new version) and the scope version goes up, as a
+    // clearance does in one transaction.
+    let mut tx = db.owner.begin().await?;
+    sqlx::query("UPDATE transactions SET row_version = row_version + 1 WHERE treaty_id = 'TR-0001'")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE scope_versions SET version = version + 1 WHERE treaty_id = 'TR-0001'")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let rows: Vec<_> = rows.try_collect().await?;
+    assert!(!rows.is_empty());
+    // The rows are the token's: none shows the later write.
+    assert!(rows.iter().all(|r| r.row_version == 1), "the rows are as of the token");
+    let now = clearance_pg::read::version_token(&db.app, &search).await?;
+    assert_ne!(token, now, "the write did move the scope");
+    // And a read after the write sees both moved together.
+    let (later, rows) = clearance_pg::read::read_snapshot(&db.reader, &search).await?;
+    let rows: Vec<_> = rows.try_collect().await?;
+    assert_eq!(later, now);
+    assert!(rows.iter().all(|r| r.row_version == 2));
+    db.drop_db().await
+}

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use clearance_core::batch::{ERROR_NAMES, MAP_MAX_CONCURRENCY, RETRY};
+use clearance_core::batch::{ANNOUNCE_RETRY, ERROR_NAMES, MAP_MAX_CONCURRENCY, RETRY};
 use clearance_workflow::task::TaskInput;
 use serde_json::Value;
 
@@ -100,7 +100,10 @@ fn the_state_machine_matches_the_batch_function() -> Result<(), Box<dyn std::err
     assert_eq!(ours, code, "the error names the ASL matches are exactly those the batch function raises");
     for name in &names {
         assert!(
-            name.starts_with("Clearance.") || name.starts_with("Lambda.") || name == "States.ALL",
+            name.starts_with("Clearance.")
+                || name.starts_with("Lambda.")
+                || name == "States.ALL"
+                || name == "States.Timeout",
             "unexpected error name {name}"
         );
     }
@@ -117,9 +120,10 @@ fn the_state_machine_matches_the_batch_function() -> Result<(), Box<dyn std::err
             })
         });
         let retry = retry.ok_or("every Task retries Clearance.Retryable")?;
-        assert_eq!(retry["IntervalSeconds"].as_f64(), Some(RETRY.interval_secs));
-        assert_eq!(retry["BackoffRate"].as_f64(), Some(RETRY.backoff_rate));
-        assert_eq!(retry["MaxAttempts"].as_u64(), Some(u64::from(RETRY.max_attempts)));
+        let policy = if payload["step"] == "announce" { ANNOUNCE_RETRY } else { RETRY };
+        assert_eq!(retry["IntervalSeconds"].as_f64(), Some(policy.interval_secs));
+        assert_eq!(retry["BackoffRate"].as_f64(), Some(policy.backoff_rate));
+        assert_eq!(retry["MaxAttempts"].as_u64(), Some(u64::from(policy.max_attempts)));
         for rule in task["Retry"].as_array().into_iter().flatten() {
             let errors = rule["ErrorEquals"].as_array().cloned().unwrap_or_default();
             assert!(
@@ -130,8 +134,26 @@ fn the_state_machine_matches_the_batch_function() -> Result<(), Box<dyn std::err
             );
         }
     }
-    assert_eq!(steps, BTreeSet::from(["plan", "reserve", "finalize", "compensate"].map(String::from)));
+    assert_eq!(
+        steps,
+        BTreeSet::from(["plan", "reserve", "finalize", "announce", "compensate"].map(String::from))
+    );
     assert_eq!(maps.len(), 1);
+
+    // Money posted is never compensated: after Finalize comes Announce, whose
+    // failures end in NotAnnounced (a redrive), never in Compensate; and a
+    // Compensate that finds the clearance posted goes on to Announce.
+    let states = &machine["States"];
+    assert_eq!(states["Finalize"]["Next"], "Announce");
+    let announce_catch: Vec<&Value> =
+        states["Announce"]["Catch"].as_array().into_iter().flatten().map(|c| &c["Next"]).collect();
+    assert_eq!(announce_catch, [&Value::from("NotAnnounced")]);
+    assert_eq!(states["NotAnnounced"]["Type"], "Fail");
+    let choice = &states[states["Compensate"]["Next"].as_str().unwrap_or_default()];
+    assert_eq!(choice["Type"], "Choice");
+    assert_eq!(choice["Choices"][0]["Variable"], "$.compensation.posted");
+    assert_eq!(choice["Choices"][0]["Next"], "Announce");
+    assert_eq!(choice["Default"], "JobFailed");
     assert_eq!(maps[0]["MaxConcurrency"].as_u64(), Some(u64::from(MAP_MAX_CONCURRENCY)));
     Ok(())
 }

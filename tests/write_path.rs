@@ -557,3 +557,29 @@ async fn bad_input_is_a_4xx_with_code_and_field_and_writes_nothing() -> anyhow::
     );
     stack.drop().await
 }
+
+#[tokio::test]
+async fn a_request_whose_lease_was_taken_over_cannot_free_its_successors_claim() -> anyhow::Result<()> {
+    let table = clearance_tests::dynamo::TestTable::new().await?;
+    let store = clearance_dynamo::DynamoIdempotencyStore::new(table.client.clone(), table.name.clone());
+    let config = clearance_core::idempotency::IdempotencyConfig { ttl_secs: 86_400, lease_secs: 60 };
+    let (op, key, hash) = (OperatorId::parse("op-a")?, IdempotencyKey::parse(Some("lease-1"))?, "h1");
+    let begin = |now: i64| clearance_core::idempotency::begin(&store, config, &op, &key, hash, now);
+    use clearance_core::idempotency::Decision;
+    // The first request claims at t, and is still running when its lease
+    // lapses; a retry at t + 61 takes the key over.
+    let t = now();
+    let Decision::Execute { lease_until_secs: first } = begin(t).await? else { panic!("not claimed") };
+    let Decision::Execute { lease_until_secs: second } = begin(t + 61).await? else {
+        panic!("not taken over")
+    };
+    assert_ne!(first, second);
+    // The first one fails and releases with its own lease: the successor's
+    // claim stays, so a third request is still told to wait.
+    store.release(&op, &key, hash, first).await?;
+    assert!(matches!(begin(t + 62).await, Err(clearance_core::idempotency::IdempotencyError::InFlight)));
+    // The successor's own release frees the key.
+    store.release(&op, &key, hash, second).await?;
+    assert!(matches!(begin(t + 63).await?, Decision::Execute { .. }));
+    table.delete().await
+}

@@ -39,9 +39,12 @@ impl LedgerReader for CountingLedger {
         self.inner.version_token(filter).await
     }
 
-    fn stream_rows<'a>(&'a self, filter: &SearchFilter) -> RowStream<'a> {
+    async fn read_snapshot<'a>(
+        &'a self,
+        filter: &SearchFilter,
+    ) -> Result<(VersionToken, RowStream<'a>), BackendError> {
         self.calls.stream_rows.fetch_add(1, Ordering::SeqCst);
-        self.inner.stream_rows(filter)
+        self.inner.read_snapshot(filter).await
     }
 }
 

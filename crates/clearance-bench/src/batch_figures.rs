@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::write_figures::call;
-use clearance_core::batch::{BatchLedger, BatchSteps, JobScope, JobStarter, RETRY};
+use clearance_core::batch::{BatchLedger, BatchSteps, JobScope, JobStarter, Release};
 use clearance_core::clearance::{Check, ClearanceHeader, Posting, SnapshotRowRef};
 use clearance_core::ports::{BackendError, LedgerWriteError, Posted};
 use clearance_dynamo::{DynamoJobStore, DynamoScopeMirror};
@@ -80,7 +80,7 @@ impl BatchLedger for Timed {
         out
     }
 
-    async fn release(&self, scope: &JobScope) -> Result<Posted, LedgerWriteError> {
+    async fn release(&self, scope: &JobScope) -> Result<Release, LedgerWriteError> {
         self.inner.release(scope).await
     }
 }
@@ -136,7 +136,7 @@ pub async fn batch_clear(database_url: &str, table: &str, filter: &str) -> anyho
         mirror: DynamoScopeMirror::new(client, table),
     };
     let running = Instant::now();
-    let outcome = run_job(&steps, job_id, RETRY).await;
+    let outcome = run_job(&steps, job_id, clearance_workflow::PRODUCTION).await;
     let run_ms = running.elapsed().as_secs_f64() * 1e3;
     anyhow::ensure!(matches!(outcome, RunOutcome::Succeeded(_)), "the bench job ended {outcome:?}");
     let end_to_end_ms = started.elapsed().as_secs_f64() * 1e3;

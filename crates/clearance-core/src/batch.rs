@@ -45,6 +45,11 @@ pub struct RetryPolicy {
 }
 
 pub const RETRY: RetryPolicy = RetryPolicy { interval_secs: 1.0, backoff_rate: 2.0, max_attempts: 3 };
+/// Retries of the announcement of a posted job (its status and its event):
+/// longer, since the money is posted and only the telling is late; never a
+/// reason to compensate. The ASL's Announce state says the same.
+pub const ANNOUNCE_RETRY: RetryPolicy =
+    RetryPolicy { interval_secs: 2.0, backoff_rate: 2.0, max_attempts: 6 };
 /// Chunks reserved at once. One: chunks go in the plan's (period, id)
 /// order, so of two jobs over overlapping rows the one that reaches a
 /// shared row first always wins, and they can never both fail on each other.
@@ -356,11 +361,35 @@ pub trait BatchLedger: Send + Sync {
         header: &ClearanceHeader,
     ) -> impl Future<Output = Result<Posted, LedgerWriteError>> + Send;
 
-    /// Opens every row still pending for the job's clearance.
+    /// Opens every row still pending for the job's clearance, unless the
+    /// clearance is in the ledger: then it writes nothing and MUST answer
+    /// [`Release::ClearancePosted`], deciding after it holds the job's
+    /// pending rows (so a finalize still committing is waited for, never
+    /// undone).
     ///
     /// # Errors
     /// Backend errors.
-    fn release(&self, scope: &JobScope) -> impl Future<Output = Result<Posted, LedgerWriteError>> + Send;
+    fn release(&self, scope: &JobScope) -> impl Future<Output = Result<Release, LedgerWriteError>> + Send;
+}
+
+/// What a release found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// The rows still pending were opened (none, when there were none).
+    Released(Posted),
+    /// The job's clearance is in the ledger: its finalize committed, and
+    /// the job succeeded whatever failed after.
+    ClearancePosted,
+}
+
+/// What compensation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compensation {
+    /// The job failed; this many rows were opened again.
+    Released(u64),
+    /// The clearance was posted after all: the job is to be announced as
+    /// succeeded, never failed.
+    Posted(Uuid),
 }
 
 /// A clearance event on the bus. `event_id` is stable (derived from the
@@ -441,11 +470,14 @@ impl<J: JobStore, B: BatchLedger, E: EventPublisher, M: ScopeMirror> BatchSteps<
         Ok(reserved)
     }
 
-    /// Clears the reserved rows and posts the clearance.
+    /// Clears the reserved rows and posts the clearance: the ledger only.
+    /// Telling about it is [`BatchSteps::announce`], a step of its own, so
+    /// that nothing failing after this commit can send the job to
+    /// compensation.
     ///
     /// # Errors
     /// [`StepError`] as named.
-    pub async fn finalize(&self, job_id: Uuid, now_secs: i64) -> Result<Uuid, StepError> {
+    pub async fn finalize(&self, job_id: Uuid) -> Result<Uuid, StepError> {
         let plan = self.job_plan(job_id).await?;
         let scope = plan.scope()?;
         let (check, posting, header) = plan.posting()?;
@@ -455,6 +487,18 @@ impl<J: JobStore, B: BatchLedger, E: EventPublisher, M: ScopeMirror> BatchSteps<
                 crate::ports::mirror_not_raised(&e);
             }
         }
+        Ok(plan.clearance_id)
+    }
+
+    /// Announces a posted job: its status `succeeded` with the clearance,
+    /// then `ClearancePosted` on the bus. Runs only once the ledger holds
+    /// the clearance; it is retried when it fails, never compensated.
+    ///
+    /// # Errors
+    /// [`StepError::Retryable`] when the status or the event could not be
+    /// written.
+    pub async fn announce(&self, job_id: Uuid, now_secs: i64) -> Result<Uuid, StepError> {
+        let plan = self.job_plan(job_id).await?;
         self.jobs.finish(job_id, JobState::Succeeded, Some(plan.clearance_id), None, now_secs).await?;
         self.events
             .publish(&ClearanceEvent {
@@ -471,7 +515,10 @@ impl<J: JobStore, B: BatchLedger, E: EventPublisher, M: ScopeMirror> BatchSteps<
         Ok(plan.clearance_id)
     }
 
-    /// Releases the job's pending rows and fails it with `failure`.
+    /// Releases the job's pending rows and fails it with `failure`, unless
+    /// the ledger holds the job's clearance (a finalize that committed
+    /// before something after it failed): then nothing is released or
+    /// failed, and the job is to be announced.
     ///
     /// # Errors
     /// [`StepError`] as named.
@@ -480,10 +527,17 @@ impl<J: JobStore, B: BatchLedger, E: EventPublisher, M: ScopeMirror> BatchSteps<
         job_id: Uuid,
         failure: &JobFailure,
         now_secs: i64,
-    ) -> Result<u64, StepError> {
+    ) -> Result<Compensation, StepError> {
         let plan = self.job_plan(job_id).await?;
         let scope = plan.scope()?;
-        let released = self.ledger.release(&scope).await?;
+        let released = match self.ledger.release(&scope).await? {
+            Release::Released(released) => released,
+            Release::ClearancePosted => {
+                tracing::warn!(%job_id, clearance_id = %plan.clearance_id, code = failure.code,
+                    "compensation found the clearance posted: the job succeeded, announcing it");
+                return Ok(Compensation::Posted(plan.clearance_id));
+            }
+        };
         if released.rows > 0 {
             if let Err(e) = self.mirror.publish(&[(scope.treaty, released.scope_version)]).await {
                 crate::ports::mirror_not_raised(&e);
@@ -502,7 +556,7 @@ impl<J: JobStore, B: BatchLedger, E: EventPublisher, M: ScopeMirror> BatchSteps<
                 error: Some(failure.clone()),
             })
             .await?;
-        Ok(released.rows)
+        Ok(Compensation::Released(released.rows))
     }
 }
 

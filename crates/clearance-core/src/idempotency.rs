@@ -130,7 +130,10 @@ pub trait IdempotencyStore: Send + Sync {
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
     /// Frees a key whose request failed without an answer worth keeping
-    /// (a backend outage), so a retry runs it again.
+    /// (a backend outage), so a retry runs it again. Only the claimant's
+    /// own claim: the record MUST still be in flight under the lease this
+    /// request claimed it with (`lease_until_secs`), so a request whose
+    /// lease lapsed and was taken over never frees its successor's claim.
     ///
     /// # Errors
     /// As [`IdempotencyStore::claim`].
@@ -139,6 +142,7 @@ pub trait IdempotencyStore: Send + Sync {
         operator: &OperatorId,
         key: &IdempotencyKey,
         request_hash: &str,
+        lease_until_secs: i64,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 }
 
@@ -160,8 +164,9 @@ impl Default for IdempotencyConfig {
 /// What to do with an arriving request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Run it: this request holds the key.
-    Execute,
+    /// Run it: this request holds the key, under the lease that lapses at
+    /// `lease_until_secs` (its token for releasing the key).
+    Execute { lease_until_secs: i64 },
     /// Answer with the stored response; run nothing.
     Replay(StoredResponse),
 }
@@ -195,7 +200,7 @@ pub async fn begin<I: IdempotencyStore>(
     let claim =
         store.claim(operator, key, request_hash, now_secs, lease_until, now_secs + config.ttl_secs).await?;
     let existing = match claim {
-        Claim::Claimed => return Ok(Decision::Execute),
+        Claim::Claimed => return Ok(Decision::Execute { lease_until_secs: lease_until }),
         Claim::Existing(existing) => existing,
     };
     if existing.request_hash != request_hash {
@@ -211,7 +216,7 @@ pub async fn begin<I: IdempotencyStore>(
     // runs it again; the ledger's own key binding answers with what was
     // posted if the first got that far.
     if store.take_over(operator, key, existing.lease_until_secs, lease_until).await? {
-        Ok(Decision::Execute)
+        Ok(Decision::Execute { lease_until_secs: lease_until })
     } else {
         Err(IdempotencyError::InFlight)
     }

@@ -48,9 +48,20 @@ pub trait LedgerReader: Send + Sync {
         filter: &SearchFilter,
     ) -> impl Future<Output = Result<VersionToken, BackendError>> + Send;
 
-    /// Every row the filter selects, in primary-key order (treaty, period,
-    /// id), streamed: the adapter MUST NOT collect the result.
-    fn stream_rows<'a>(&'a self, filter: &SearchFilter) -> RowStream<'a>;
+    /// The snapshot of the filter: the version token and every row it
+    /// selects, in primary-key order (treaty, period, id), both read in one
+    /// repeatable-read, read-only transaction, so that the token is exactly
+    /// the state of the rows (a write committing between two reads would
+    /// make later pages say stale when they are not). The rows are
+    /// streamed: the adapter MUST NOT collect them.
+    ///
+    /// # Errors
+    /// MUST return [`BackendError`] when the read cannot start; a failure
+    /// later comes as an error item of the stream.
+    fn read_snapshot<'a>(
+        &'a self,
+        filter: &SearchFilter,
+    ) -> impl Future<Output = Result<(VersionToken, RowStream<'a>), BackendError>> + Send;
 }
 
 /// What a stored snapshot (or derived view) is.

@@ -193,11 +193,21 @@ impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadService<L, S, M> {
         }
 
         let mut timings = MissTimings { sql: token_read, ..MissTimings::default() };
+        let reading = Instant::now();
+        let (read_token, mut rows) = self.ledger.read_snapshot(filter).await?;
+        timings.sql += reading.elapsed();
+        // The scope moved between the two reads: the snapshot is the rows'
+        // state, so it is named by their token.
+        let (token, id) = if read_token == token {
+            (token, id)
+        } else {
+            let id = SnapshotId::derive(&who.operator, filter, &read_token);
+            (read_token, id)
+        };
         let expires_at_secs = now_secs + self.config.snapshot_ttl_secs;
         let mut builder = SnapshotBuilder::new(self.config.page_size);
         let mut pending: Vec<Chunk> = Vec::with_capacity(CHUNK_BATCH);
         let mut first: Option<Chunk> = None;
-        let mut rows = self.ledger.stream_rows(filter);
         loop {
             let waited = Instant::now();
             let next = rows.next().await;

@@ -170,16 +170,19 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         operator: &OperatorId,
         idem: &IdempotencyKey,
         request_hash: &str,
+        lease_until_secs: i64,
     ) -> Result<(), BackendError> {
         let result = self
             .client
             .delete_item()
             .table_name(&self.table)
             .key("pk", key(operator, idem))
-            .condition_expression("request_hash = :hash AND #state = :in_flight")
+            // Only our own claim: a take-over set another lease.
+            .condition_expression("request_hash = :hash AND #state = :in_flight AND lease_until = :mine")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":hash", AttributeValue::S(request_hash.to_owned()))
             .expression_attribute_values(":in_flight", AttributeValue::S("in_flight".into()))
+            .expression_attribute_values(":mine", num(lease_until_secs))
             .send()
             .await;
         match result {

@@ -196,6 +196,9 @@ impl WriteEnv {
     /// [`ConfigError`] naming the missing or malformed variable.
     pub fn from_env() -> Result<Self, ConfigError> {
         let (variable, url) = first_var(&["CLEARANCE_APP_DATABASE_URL", "DATABASE_URL"])?;
+        let timeouts = Timeouts::from_env(29)?;
+        let idempotency_lease_secs = number("CLEARANCE_IDEMPOTENCY_LEASE_SECS", 60_i64, 1..=900)?;
+        check_lease(idempotency_lease_secs, &timeouts)?;
         Ok(Self {
             database: DatabaseUrl { variable, url },
             table: var("CLEARANCE_TABLE")?,
@@ -206,10 +209,24 @@ impl WriteEnv {
                 1..=100_000,
             )?,
             idempotency_ttl_secs: number("CLEARANCE_IDEMPOTENCY_TTL_SECS", 86_400_i64, 86_400..=30 * 86_400)?,
-            idempotency_lease_secs: number("CLEARANCE_IDEMPOTENCY_LEASE_SECS", 60_i64, 1..=900)?,
-            timeouts: Timeouts::from_env(29)?,
+            idempotency_lease_secs,
+            timeouts,
         })
     }
+}
+
+/// A request holds its idempotency key for the lease: a lease shorter than
+/// the function may run would let a retry take over a request still
+/// running. The lease must outlast the function's timeout.
+fn check_lease(lease_secs: i64, timeouts: &Timeouts) -> Result<(), ConfigError> {
+    let function_secs = i64::try_from(timeouts.function.as_secs()).unwrap_or(i64::MAX);
+    if lease_secs <= function_secs {
+        return Err(ConfigError::new(
+            "CLEARANCE_IDEMPOTENCY_LEASE_SECS",
+            format!("must be longer than the function's timeout ({function_secs} s, CLEARANCE_FUNCTION_TIMEOUT_SECS)"),
+        ));
+    }
+    Ok(())
 }
 
 /// What the write function needs beyond [`WriteEnv`]: where batch jobs
@@ -297,6 +314,17 @@ mod tests {
     #[test]
     fn the_default_timeouts_fit_inside_the_function() {
         assert_eq!(timeouts().check(), Ok(()));
+    }
+
+    #[test]
+    fn a_lease_the_function_can_outlive_is_refused() {
+        assert_eq!(check_lease(30, &timeouts()), Ok(()));
+        for short in [1, 28, 29] {
+            assert_eq!(
+                check_lease(short, &timeouts()).map_err(|e| e.variable),
+                Err("CLEARANCE_IDEMPOTENCY_LEASE_SECS")
+            );
+        }
     }
 
     #[test]

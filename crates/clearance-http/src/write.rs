@@ -361,18 +361,21 @@ where
             idempotency::begin(&self.idempotency, self.config, &who.operator, key, &hash, request.now_secs)
                 .await
                 .map_err(idempotency_error)?;
-        if let Decision::Replay(stored) = decision {
-            let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-            let mut response = json_response(status, stored.body);
-            response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
-            return Ok(response);
-        }
+        let lease_until_secs = match decision {
+            Decision::Execute { lease_until_secs } => lease_until_secs,
+            Decision::Replay(stored) => {
+                let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+                let mut response = json_response(status, stored.body);
+                response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+                return Ok(response);
+            }
+        };
         let response = match execute().await {
             Ok(response) => response,
             Err(err) => err.into_response(),
         };
         if response.status().is_server_error() {
-            if let Err(e) = self.idempotency.release(&who.operator, key, &hash).await {
+            if let Err(e) = self.idempotency.release(&who.operator, key, &hash, lease_until_secs).await {
                 tracing::warn!(error = %e, "could not release an idempotency key; it frees when its lease lapses");
             }
         } else {

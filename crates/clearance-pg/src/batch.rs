@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use chrono::NaiveDate;
-use clearance_core::batch::{BatchLedger, JobScope};
+use clearance_core::batch::{BatchLedger, JobScope, Release};
 use clearance_core::clearance::{Check, ClearanceHeader, Posting, SnapshotRowRef};
 use clearance_core::ports::{LedgerWriteError, Posted};
 use rust_decimal::Decimal;
@@ -168,12 +168,25 @@ impl BatchLedger for PgBatchLedger {
         Ok(Posted { clearance_id: scope.clearance_id, rows: cleared, scope_version, already_posted: false })
     }
 
-    async fn release(&self, scope: &JobScope) -> Result<Posted, LedgerWriteError> {
+    async fn release(&self, scope: &JobScope) -> Result<Release, LedgerWriteError> {
         let treaty_sql = treaty_literal(&scope.treaty);
         let mut tx = self.pool.begin().await.context("starting a release").map_err(db)?;
+        // Holding the pending rows first: a finalize still committing has
+        // them locked, so this waits for it, and the check below (a new
+        // statement under READ COMMITTED) sees its clearance.
         let pending = lock_pending(&mut tx, scope).await?;
+        let posted: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM clearances WHERE clearance_id = $1)")
+                .bind(scope.clearance_id)
+                .fetch_one(&mut *tx)
+                .await
+                .context("checking whether the job's clearance is posted")
+                .map_err(db)?;
+        if posted {
+            return Ok(Release::ClearancePosted);
+        }
         if pending.is_empty() {
-            return Ok(Posted::already(scope.clearance_id));
+            return Ok(Release::Released(Posted::already(scope.clearance_id)));
         }
         let released = sqlx::query(&format!(
             "UPDATE transactions t SET status = 'open', clearance_id = NULL, row_version = t.row_version + 1
@@ -189,6 +202,11 @@ impl BatchLedger for PgBatchLedger {
         assert_eq!(released, pending.len() as u64, "released rows must equal the locked pending rows");
         let scope_version = bump_scope(&mut tx, &scope.treaty).await?;
         tx.commit().await.context("committing a release").map_err(db)?;
-        Ok(Posted { clearance_id: scope.clearance_id, rows: released, scope_version, already_posted: false })
+        Ok(Release::Released(Posted {
+            clearance_id: scope.clearance_id,
+            rows: released,
+            scope_version,
+            already_posted: false,
+        }))
     }
 }

@@ -8,7 +8,7 @@ use clearance_core::snapshot::{SearchFilter, StatusFilter, VersionToken};
 use clearance_core::{Amount, CedentId, Currency, LedgerRow, Period, TransactionId, TreatyId, TxnStatus};
 use futures_util::{Stream, StreamExt};
 use rust_decimal::Decimal;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres};
 use uuid::Uuid;
 
 /// The current version token of a filter's treaties: one primary-key read of
@@ -16,12 +16,15 @@ use uuid::Uuid;
 ///
 /// # Errors
 /// When the query fails.
-pub async fn version_token(pool: &PgPool, filter: &SearchFilter) -> anyhow::Result<VersionToken> {
+pub async fn version_token<'c, E>(executor: E, filter: &SearchFilter) -> anyhow::Result<VersionToken>
+where
+    E: sqlx::Executor<'c, Database = Postgres>,
+{
     let ids: Vec<&str> = filter.treaty_ids().map(TreatyId::as_str).collect();
     let found: Vec<(String, i64)> =
         sqlx::query_as("SELECT treaty_id, version FROM scope_versions WHERE treaty_id = ANY($1)")
             .bind(&ids)
-            .fetch_all(pool)
+            .fetch_all(executor)
             .await
             .context("reading scope versions")?;
     Ok(VersionToken::new(filter.treaty_ids().map(|t| {
@@ -78,10 +81,13 @@ pub const SNAPSHOT_ROWS_SQL: &str = "SELECT id, treaty_id, cedent_id, accounting
 /// never collected, so memory stays flat whatever the row count. The pool
 /// must come from [`crate::connect`] (custom plans: see
 /// [`crate::session_options`]) for the hash leaves to be pruned.
-pub fn stream_rows<'a>(
-    pool: &'a PgPool,
+pub fn stream_rows<'a, E>(
+    executor: E,
     filter: &SearchFilter,
-) -> impl Stream<Item = anyhow::Result<LedgerRow>> + 'a {
+) -> impl Stream<Item = anyhow::Result<LedgerRow>> + 'a
+where
+    E: sqlx::Executor<'a, Database = Postgres> + 'a,
+{
     let treaties: Vec<String> = filter.treaty_ids().map(|t| t.to_string()).collect();
     let cedents: Vec<String> = filter.cedent_ids().map(|c| c.to_string()).collect();
     let statuses: Vec<&'static str> = match filter.status() {
@@ -98,8 +104,60 @@ pub fn stream_rows<'a>(
         .bind(cedents)
         .bind(statuses)
         .bind(currency)
-        .fetch(pool)
+        .fetch(executor)
         .map(|row| row.context("streaming the snapshot rows").and_then(LedgerRow::try_from))
+}
+
+/// Rows a snapshot read hands over at a time, and batches it may run ahead
+/// of the consumer: memory stays bounded (about 2 x 512 rows in flight).
+const SNAPSHOT_BATCH_ROWS: usize = 512;
+const SNAPSHOT_BATCHES_AHEAD: usize = 2;
+
+/// The version token and the rows of a filter from one repeatable-read,
+/// read-only transaction: the token is the rows' state. A task of its own
+/// owns the transaction and streams the rows to the returned stream in
+/// bounded batches; dropping the stream ends the task and the transaction.
+///
+/// # Errors
+/// When the transaction or the token read fails (a row that fails later is
+/// an error item).
+pub async fn read_snapshot(
+    pool: &PgPool,
+    filter: &SearchFilter,
+) -> anyhow::Result<(VersionToken, impl Stream<Item = anyhow::Result<LedgerRow>> + Send + 'static)> {
+    let mut tx = pool.begin().await.context("starting the snapshot read")?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .context("making the snapshot read repeatable")?;
+    let token = version_token(&mut *tx, filter).await?;
+    let (sender, receiver) =
+        tokio::sync::mpsc::channel::<Vec<anyhow::Result<LedgerRow>>>(SNAPSHOT_BATCHES_AHEAD);
+    let filter = filter.clone();
+    tokio::spawn(async move {
+        {
+            let mut rows = stream_rows(&mut *tx, &filter);
+            let mut batch = Vec::with_capacity(SNAPSHOT_BATCH_ROWS);
+            while let Some(row) = rows.next().await {
+                batch.push(row);
+                if batch.len() == SNAPSHOT_BATCH_ROWS {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(SNAPSHOT_BATCH_ROWS));
+                    if sender.send(full).await.is_err() {
+                        return; // the reader stopped: the transaction rolls back on drop
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                let _ = sender.send(batch).await;
+            }
+        }
+        // Read only: nothing to keep.
+        let _ = tx.rollback().await;
+    });
+    let batches = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|batch| (batch, receiver))
+    });
+    Ok((token, batches.flat_map(futures_util::stream::iter)))
 }
 
 /// The ledger as the read path's port: a pool of the application role.
@@ -119,7 +177,12 @@ impl clearance_core::ports::LedgerReader for PgLedgerReader {
         version_token(&self.pool, filter).await.map_err(crate::backend)
     }
 
-    fn stream_rows<'a>(&'a self, filter: &SearchFilter) -> RowStream<'a> {
-        Box::pin(stream_rows(&self.pool, filter).map(|row| row.map_err(crate::backend)))
+    async fn read_snapshot<'a>(
+        &'a self,
+        filter: &SearchFilter,
+    ) -> Result<(VersionToken, RowStream<'a>), BackendError> {
+        let (token, rows) = read_snapshot(&self.pool, filter).await.map_err(crate::backend)?;
+        let rows: RowStream<'a> = Box::pin(rows.map(|row| row.map_err(crate::backend)));
+        Ok((token, rows))
     }
 }

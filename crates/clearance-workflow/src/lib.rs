@@ -8,5 +8,5 @@ pub mod sfn;
 pub mod task;
 
 pub use events::EventBridgePublisher;
-pub use runner::{run_job, LocalRunner, RunOutcome};
+pub use runner::{run_job, LocalRunner, RunOutcome, RunPolicy, PRODUCTION};
 pub use sfn::StepFunctionsStarter;

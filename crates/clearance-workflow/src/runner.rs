@@ -1,8 +1,11 @@
 //! The in-process runner: the state machine of `infra/` executed with the
-//! same steps, in the same order, with the same retry policy. Plan, then
+//! same steps, in the same order, with the same retry policies. Plan, then
 //! each chunk's reservation in plan order (the Map's MaxConcurrency is 1),
-//! then finalize; any conflict, fatal error or exhausted retries go to
-//! compensate, and the job fails.
+//! then finalize (the ledger), then announce (status and event); any
+//! conflict, fatal error or exhausted retries before the announcement go
+//! to compensate, which fails the job unless the ledger holds its
+//! clearance, in which case the job is announced instead. A failing
+//! announcement is retried, never compensated.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -10,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clearance_core::batch::{
-    failure_of, BatchLedger, BatchSteps, EventPublisher, JobStarter, JobState, JobStore, RetryPolicy,
-    StepError, RETRY,
+    failure_of, BatchLedger, BatchSteps, Compensation, EventPublisher, JobStarter, JobState, JobStore,
+    RetryPolicy, StepError, ANNOUNCE_RETRY, RETRY,
 };
 use clearance_core::ports::{BackendError, ScopeMirror};
 use uuid::Uuid;
@@ -20,6 +23,10 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunOutcome {
     Succeeded(Uuid),
+    /// The clearance is posted; its announcement (status, event) failed
+    /// through its retries. A new run announces it (Step Functions: a
+    /// redrive of the `NotAnnounced` execution).
+    PostedNotAnnounced(Uuid),
     Failed(StepError),
     /// The job had already ended (a duplicate start): nothing ran.
     AlreadyEnded(JobState),
@@ -51,11 +58,21 @@ where
     }
 }
 
+/// The retry policies of a run: the steps', and the announcement's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunPolicy {
+    pub steps: RetryPolicy,
+    pub announce: RetryPolicy,
+}
+
+/// The state machine's policies (`infra/`; a test keeps them equal).
+pub const PRODUCTION: RunPolicy = RunPolicy { steps: RETRY, announce: ANNOUNCE_RETRY };
+
 /// Runs the workflow of job `job_id` to its end.
 pub async fn run_job<J, B, E, M>(
     steps: &BatchSteps<J, B, E, M>,
     job_id: Uuid,
-    policy: RetryPolicy,
+    policy: RunPolicy,
 ) -> RunOutcome
 where
     J: JobStore,
@@ -69,24 +86,35 @@ where
         }
         _ => {}
     }
-    let body = async {
-        let chunks = with_retry(policy, || steps.plan(job_id)).await?;
+    let post = async {
+        let chunks = with_retry(policy.steps, || steps.plan(job_id)).await?;
         for k in chunks {
-            with_retry(policy, || steps.reserve(job_id, k, now_secs())).await?;
+            with_retry(policy.steps, || steps.reserve(job_id, k, now_secs())).await?;
         }
-        with_retry(policy, || steps.finalize(job_id, now_secs())).await
+        with_retry(policy.steps, || steps.finalize(job_id)).await
     };
-    match body.await {
-        Ok(clearance_id) => RunOutcome::Succeeded(clearance_id),
+    let clearance_id = match post.await {
+        Ok(clearance_id) => clearance_id,
         Err(err) => {
             let failure = failure_of(&err);
-            if let Err(e) = with_retry(policy, || steps.compensate(job_id, &failure, now_secs())).await {
-                // Step Functions would leave the execution failed for an
-                // operator to redrive; the job stays `running` with pending
-                // rows until then, and its status says so.
-                tracing::error!(%job_id, error = %e, "compensation failed");
+            match with_retry(policy.steps, || steps.compensate(job_id, &failure, now_secs())).await {
+                Ok(Compensation::Posted(clearance_id)) => clearance_id,
+                Ok(Compensation::Released(_)) => return RunOutcome::Failed(err),
+                Err(e) => {
+                    // Step Functions would leave the execution failed for an
+                    // operator to redrive; the job stays `running` with
+                    // pending rows until then, and its status says so.
+                    tracing::error!(%job_id, error = %e, "compensation failed");
+                    return RunOutcome::Failed(err);
+                }
             }
-            RunOutcome::Failed(err)
+        }
+    };
+    match with_retry(policy.announce, || steps.announce(job_id, now_secs())).await {
+        Ok(clearance_id) => RunOutcome::Succeeded(clearance_id),
+        Err(e) => {
+            tracing::error!(%job_id, %clearance_id, error = %e, "posted, not announced: a new run announces it");
+            RunOutcome::PostedNotAnnounced(clearance_id)
         }
     }
 }
@@ -130,7 +158,7 @@ where
         }
         let (steps, running) = (Arc::clone(&self.steps), Arc::clone(&self.running));
         tokio::spawn(async move {
-            let outcome = run_job(&steps, job_id, RETRY).await;
+            let outcome = run_job(&steps, job_id, PRODUCTION).await;
             tracing::info!(%job_id, ?outcome, "batch job ended");
             if let Ok(mut running) = running.lock() {
                 running.remove(&job_id);

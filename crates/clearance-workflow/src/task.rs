@@ -2,12 +2,14 @@
 //! step's result (or a named error) out. The state machine in `infra/`
 //! sends exactly these payloads; `events/` holds one of each.
 
-use clearance_core::batch::{BatchLedger, BatchSteps, EventPublisher, JobFailure, JobStore, StepError};
+use clearance_core::batch::{
+    BatchLedger, BatchSteps, Compensation, EventPublisher, JobFailure, JobStore, StepError,
+};
 use clearance_core::ports::ScopeMirror;
 use serde::Deserialize;
 use uuid::Uuid;
 
-/// A Task payload: `{"step": "plan"|"reserve"|"finalize"|"compensate",
+/// A Task payload: `{"step": "plan"|"reserve"|"finalize"|"announce"|"compensate",
 /// "job_id": "...", "chunk": k, "error": {"Error", "Cause"}}`.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case", deny_unknown_fields)]
@@ -20,6 +22,9 @@ pub enum TaskInput {
         chunk: u32,
     },
     Finalize {
+        job_id: Uuid,
+    },
+    Announce {
         job_id: Uuid,
     },
     /// `error` is what the state machine's Catch put at `$.error`.
@@ -95,14 +100,27 @@ where
             serde_json::json!({ "job_id": job_id, "chunk": chunk, "reserved": reserved })
         }
         TaskInput::Finalize { job_id } => {
-            let clearance_id = steps.finalize(job_id, now_secs).await?;
+            let clearance_id = steps.finalize(job_id).await?;
+            serde_json::json!({ "job_id": job_id, "clearance_id": clearance_id })
+        }
+        TaskInput::Announce { job_id } => {
+            let clearance_id = steps.announce(job_id, now_secs).await?;
             let duration_secs = job_duration(steps, job_id).await;
             serde_json::json!({ "job_id": job_id, "clearance_id": clearance_id, "duration_secs": duration_secs })
         }
+        // `posted` routes the state machine: true goes on to Announce.
         TaskInput::Compensate { job_id, error } => {
-            let released = steps.compensate(job_id, &error.failure(), now_secs).await?;
-            let duration_secs = job_duration(steps, job_id).await;
-            serde_json::json!({ "job_id": job_id, "released": released, "duration_secs": duration_secs })
+            match steps.compensate(job_id, &error.failure(), now_secs).await? {
+                Compensation::Posted(clearance_id) => {
+                    serde_json::json!({ "job_id": job_id, "posted": true, "clearance_id": clearance_id })
+                }
+                Compensation::Released(released) => {
+                    let duration_secs = job_duration(steps, job_id).await;
+                    serde_json::json!({
+                        "job_id": job_id, "posted": false, "released": released, "duration_secs": duration_secs
+                    })
+                }
+            }
         }
     })
 }

@@ -51,7 +51,7 @@ async fn main() -> Result<(), Error> {
                 tracing::info!(request_id = event.context.request_id, step, job_id, "batch step done");
                 let duration = result["duration_secs"].as_f64();
                 match (step.as_str(), duration) {
-                    ("finalize", Some(secs)) => metrics::emit(&[
+                    ("announce", Some(secs)) => metrics::emit(&[
                         ("JobsSucceeded", 1.0, Unit::Count),
                         ("JobDurationSeconds", secs, Unit::Seconds),
                     ]),
