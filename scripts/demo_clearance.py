@@ -22,4 +22,5 @@ print(json.dumps({
     "selection": {"all": True, "except": []} if rows is None else {"ids": [r["id"] for r in rows]},
     "check": {"number": "DEMO-1", "amount": str(check), "currency": "USD", "received_on": "2024-04-15"},
     "allow_difference": allow,
+    "overpayment_to_unapplied": allow,
 }))

@@ -415,6 +415,7 @@ async fn every_endpoint_answers_bad_input_with_a_4xx_code_and_field_and_writes_n
         "selection": { "ids": [open.id] },
         "check": { "number": "CHK-1", "amount": open.amount.abs().max(rust_decimal::Decimal::ONE).to_string(), "currency": "USD", "received_on": "2024-07-01" },
         "allow_difference": true,
+        "overpayment_to_unapplied": true,
     });
 
     let mut cases = search_cases();

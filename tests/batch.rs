@@ -94,6 +94,7 @@ async fn submit<R: JobStarter>(
         "selection": { "all": true, "except": skip },
         "check": { "number": "CHK-BATCH", "amount": amount.to_string(), "currency": "USD", "received_on": "2024-07-01" },
         "allow_difference": allow,
+        "overpayment_to_unapplied": allow,
     })
     .to_string();
     send(&apis.write, Method::POST, "/v1/clearances", body.as_bytes(), Some((operator, "*")), Some(key)).await

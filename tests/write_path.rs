@@ -295,7 +295,8 @@ async fn sixteen_operators_on_one_treaty_never_clear_a_row_twice() -> anyhow::Re
 #[tokio::test]
 async fn bad_input_is_a_4xx_with_code_and_field_and_writes_nothing() -> anyhow::Result<()> {
     let stack = Stack::new(20_000).await?;
-    let apis = stack.apis(WriteConfig { sync_rows_max: 20, batch_rows_max: 20 }).await?;
+    let apis =
+        stack.apis(WriteConfig { sync_rows_max: 20, batch_rows_max: 20, ..WriteConfig::default() }).await?;
     let snap = search(&apis, "op-a", FILTER).await?;
     let one = snap.rows[0].id.clone();
     let base = serde_json::json!({
@@ -582,4 +583,64 @@ async fn a_request_whose_lease_was_taken_over_cannot_free_its_successors_claim()
     store.release(&op, &key, hash, second).await?;
     assert!(matches!(begin(t + 63).await?, Decision::Execute { .. }));
     table.delete().await
+}
+
+#[tokio::test]
+async fn a_difference_is_booked_only_within_the_tolerance_or_as_an_explicit_overpayment() -> anyhow::Result<()>
+{
+    let stack = Stack::new(20_000).await?;
+    let apis = stack.apis(WriteConfig::default()).await?;
+    let snap = search(&apis, "op-a", FILTER).await?;
+    let rows: Vec<&Row> = snap.rows.iter().filter(|r| r.amount > Decimal::from(2_000)).take(4).collect();
+    anyhow::ensure!(rows.len() == 4, "four open rows over 2,000.00");
+    let body = |row: &Row, check: Decimal, allow: bool, over: bool| {
+        serde_json::json!({
+            "snapshot_id": snap.id, "version_token": snap.token,
+            "selection": { "ids": [row.id] },
+            "check": { "number": "CHK-T", "amount": check.to_string(), "currency": "USD", "received_on": "2024-07-01" },
+            "allow_difference": allow, "overpayment_to_unapplied": over,
+        })
+        .to_string()
+        .into_bytes()
+    };
+    let post = |b: Vec<u8>, key: &'static str| {
+        let apis = &apis;
+        async move { send(&apis.write, Method::POST, "/v1/clearances", &b, Some(("op-a", "*")), Some(key)).await }
+    };
+    let before = stack.ledger_counts().await?;
+    // Short by 5.00 on a check over 2,000: beyond the 1.00 cap, refused
+    // even with both flags, with the bound; nothing written.
+    let short = post(body(rows[0], rows[0].amount - Decimal::from(5), true, true), "t-short").await;
+    assert_eq!(
+        (short.status, short.json["error"].as_str()),
+        (422, Some("difference_out_of_tolerance")),
+        "{}",
+        short.json
+    );
+    assert_eq!(short.json["allowed_difference"], "1.00");
+    assert_eq!(short.json["difference"], "-5.00");
+    // Over by 50.00 with only allow_difference: refused.
+    let over = post(body(rows[1], rows[1].amount + Decimal::from(50), true, false), "t-over").await;
+    assert_eq!((over.status, over.json["error"].as_str()), (422, Some("difference_out_of_tolerance")));
+    // Without any flag, any difference is a mismatch, as before.
+    let plain = post(body(rows[1], rows[1].amount + Decimal::new(1, 2), false, false), "t-plain").await;
+    assert_eq!((plain.status, plain.json["error"].as_str()), (422, Some("amount_mismatch")));
+    assert_eq!(stack.ledger_counts().await?, before, "nothing written");
+    // Within the tolerance with allow_difference: booked to unapplied cash.
+    let within = post(body(rows[2], rows[2].amount + Decimal::new(75, 2), true, false), "t-within").await;
+    assert_eq!(within.status, 201, "{}", within.json);
+    assert_eq!(within.json["difference"], "0.75");
+    // An overpayment beyond it, sent to unapplied cash explicitly: booked.
+    let explicit = post(body(rows[3], rows[3].amount + Decimal::from(50), false, true), "t-explicit").await;
+    assert_eq!(explicit.status, 201, "{}", explicit.json);
+    assert_eq!(explicit.json["difference"], "50.00");
+    let unapplied = explicit.json["journal"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|l| l["account"] == "unapplied_cash")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(unapplied["credit"], "50.00");
+    stack.drop().await
 }

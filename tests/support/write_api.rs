@@ -240,6 +240,7 @@ pub fn clearance_body(snapshot: &Snapshot, rows: &[&Row], check: Decimal, allow_
         "selection": { "ids": ids },
         "check": { "number": "CHK-1001", "amount": check.to_string(), "currency": "USD", "received_on": "2024-07-01" },
         "allow_difference": allow_difference,
+        "overpayment_to_unapplied": allow_difference,
     })
     .to_string()
     .into_bytes()

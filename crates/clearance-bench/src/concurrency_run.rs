@@ -245,6 +245,7 @@ fn clearance_body(search: &serde_json::Value, picked: &[serde_json::Value]) -> a
         "selection": { "ids": picked.iter().map(|r| r["id"].clone()).collect::<Vec<_>>() },
         "check": { "number": "BENCH-64", "amount": amount.to_string(), "currency": currency, "received_on": "2024-06-30" },
         "allow_difference": allow,
+        "overpayment_to_unapplied": allow,
     })
     .to_string()
     .into_bytes())

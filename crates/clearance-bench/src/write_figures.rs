@@ -109,6 +109,7 @@ fn clearance_for(search: &serde_json::Value, n: usize) -> anyhow::Result<Vec<u8>
         "selection": { "ids": picked.iter().map(|r| r["id"].clone()).collect::<Vec<_>>() },
         "check": { "number": "BENCH", "amount": amount.to_string(), "currency": "USD", "received_on": "2024-06-30" },
         "allow_difference": allow,
+        "overpayment_to_unapplied": allow,
     })
     .to_string()
     .into_bytes())

@@ -44,6 +44,7 @@ pub struct ClearanceInput {
     pub check_currency: String,
     pub received_on: String,
     pub allow_difference: bool,
+    pub overpayment_to_unapplied: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +55,8 @@ pub struct ClearanceRequest {
     pub version_token: String,
     pub selection: Selection,
     pub check: Check,
-    pub allow_difference: bool,
+    /// What the request says about a difference (the tolerance decides).
+    pub consent: crate::tolerance::DifferenceConsent,
 }
 
 fn id_set(raw: &[String], field: &str) -> Result<BTreeSet<TransactionId>, InputError> {
@@ -141,7 +143,10 @@ impl ClearanceRequest {
             version_token,
             selection,
             check: Check { number: number.to_owned(), amount, currency, received_on },
-            allow_difference: input.allow_difference,
+            consent: crate::tolerance::DifferenceConsent {
+                allow_difference: input.allow_difference,
+                overpayment_to_unapplied: input.overpayment_to_unapplied,
+            },
         })
     }
 }
@@ -308,6 +313,11 @@ pub enum PostingError {
     AmountMismatch { selected: Amount, check: Amount },
     #[error("an amount left the ledger's range")]
     Range,
+    /// A difference beyond the currency's tolerance that the request may
+    /// not book: a short payment, or an overpayment not sent to unapplied
+    /// cash explicitly.
+    #[error("the difference {difference} is beyond the tolerance of {bound}")]
+    DifferenceOutOfTolerance { difference: Amount, bound: Amount },
 }
 
 /// The balanced posting of a clearance.

@@ -17,6 +17,7 @@ pub mod ports;
 pub mod read;
 pub mod snapshot;
 pub mod text;
+pub mod tolerance;
 pub mod transaction;
 pub mod write;
 

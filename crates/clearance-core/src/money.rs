@@ -31,6 +31,8 @@ pub struct Amount(Decimal);
 
 impl Amount {
     pub const ZERO: Self = Self(Decimal::ZERO);
+    /// 1.00.
+    pub const ONE: Self = Self(Decimal::from_parts(100, 0, 0, false, AMOUNT_SCALE));
 
     /// Parses a plain decimal: optional '-', digits, optional '.' and one or
     /// two digits. No exponent, no thousands separator, no '+'.

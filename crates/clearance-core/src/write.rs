@@ -42,11 +42,17 @@ pub struct WriteConfig {
     pub sync_rows_max: usize,
     /// Largest selection a batch job takes.
     pub batch_rows_max: usize,
+    /// How far a check may differ from its rows.
+    pub tolerance: crate::tolerance::Tolerance,
 }
 
 impl Default for WriteConfig {
     fn default() -> Self {
-        Self { sync_rows_max: SYNC_ROWS_MAX_DEFAULT, batch_rows_max: BATCH_ROWS_MAX_DEFAULT }
+        Self {
+            sync_rows_max: SYNC_ROWS_MAX_DEFAULT,
+            batch_rows_max: BATCH_ROWS_MAX_DEFAULT,
+            tolerance: crate::tolerance::Tolerance::default(),
+        }
     }
 }
 
@@ -376,11 +382,13 @@ where
         let mut resolver = SelectionResolver::new(&request.selection, self.config.batch_rows_max);
         each_snapshot_page(&self.store, &meta, |page| resolver.take(&page)).await?;
         let (treaty, mut selected) = resolver.finish()?;
+        let consent = request.consent;
         let posting = Posting::plan(
             &request.check,
             selected.iter().map(|r| (r.amount, r.currency)),
-            request.allow_difference,
+            consent.allow_difference || consent.overpayment_to_unapplied,
         )?;
+        self.config.tolerance.check(&request.check, posting.cleared_total, posting.difference, consent)?;
         // The guard's lock order.
         selected.sort_unstable_by_key(|r| (r.row.accounting_period, r.row.id));
         let refs: Vec<SnapshotRowRef> = selected.into_iter().map(|r| r.row).collect();
@@ -456,7 +464,8 @@ where
             check_amount: request.check.amount.to_string(),
             currency: request.check.currency.as_str().to_owned(),
             received_on: request.check.received_on,
-            allow_difference: request.allow_difference,
+            // Decided above against the tolerance; finalize books the same.
+            allow_difference: posting.difference != crate::money::Amount::ZERO,
             cleared_total: posting.cleared_total.to_string(),
             row_count,
             chunks: encoded.len() as u32,

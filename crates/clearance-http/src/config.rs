@@ -184,6 +184,7 @@ pub struct WriteEnv {
     pub idempotency_ttl_secs: i64,
     pub idempotency_lease_secs: i64,
     pub timeouts: Timeouts,
+    pub tolerance: clearance_core::tolerance::Tolerance,
 }
 
 impl WriteEnv {
@@ -211,8 +212,24 @@ impl WriteEnv {
             idempotency_ttl_secs: number("CLEARANCE_IDEMPOTENCY_TTL_SECS", 86_400_i64, 86_400..=30 * 86_400)?,
             idempotency_lease_secs,
             timeouts,
+            tolerance: tolerance()?,
         })
     }
+}
+
+/// `CLEARANCE_DIFFERENCE_TOLERANCE` (`CUR=AMOUNT,...`: the cap of each
+/// currency named; 1.00 for the others) and
+/// `CLEARANCE_DIFFERENCE_TOLERANCE_BPS` (10: 0.1 % of the check); the
+/// smaller of the two applies.
+fn tolerance() -> Result<clearance_core::tolerance::Tolerance, ConfigError> {
+    let rate = number(
+        "CLEARANCE_DIFFERENCE_TOLERANCE_BPS",
+        clearance_core::tolerance::RATE_BPS_DEFAULT,
+        0..=10_000,
+    )?;
+    let caps = std::env::var("CLEARANCE_DIFFERENCE_TOLERANCE").unwrap_or_default();
+    clearance_core::tolerance::Tolerance::parse(&caps, rate)
+        .map_err(|rule| ConfigError::new("CLEARANCE_DIFFERENCE_TOLERANCE", rule))
 }
 
 /// A request holds its idempotency key for the lease: a lease shorter than

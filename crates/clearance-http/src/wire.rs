@@ -83,6 +83,9 @@ pub struct ClearanceRequestWire {
     pub check: CheckWire,
     #[serde(default)]
     pub allow_difference: bool,
+    /// Books an overpayment beyond the tolerance to unapplied cash.
+    #[serde(default)]
+    pub overpayment_to_unapplied: bool,
 }
 
 impl From<ClearanceRequestWire> for ClearanceInput {
@@ -98,6 +101,7 @@ impl From<ClearanceRequestWire> for ClearanceInput {
             check_currency: r.check.currency,
             received_on: r.check.received_on,
             allow_difference: r.allow_difference,
+            overpayment_to_unapplied: r.overpayment_to_unapplied,
         }
     }
 }

@@ -103,7 +103,8 @@ impl From<WriteError> for ApiError {
                 "amount_mismatch",
                 format!(
                     "the selected rows total {selected}, the check is {check}: change the selection, \
-                     or set allow_difference to book the difference to unapplied cash"
+                     or set allow_difference to book a difference within the currency's tolerance to \
+                     unapplied cash"
                 ),
             )
             .with_field("/check/amount")
@@ -115,6 +116,17 @@ impl From<WriteError> for ApiError {
                 "the totals leave the ledger's range (18 digits, 2 decimals)",
             )
             .with_field("/check/amount"),
+            WriteError::Posting(PostingError::DifferenceOutOfTolerance { difference, bound }) => ApiError::new(
+                unprocessable,
+                "difference_out_of_tolerance",
+                format!(
+                    "the check differs from the selected rows by {difference}, beyond the {bound} this currency \
+                     allows: change the selection, or (for an overpayment) set overpayment_to_unapplied"
+                ),
+            )
+            .with_field("/check/amount")
+            .with_detail("difference", difference.to_string())
+            .with_detail("allowed_difference", bound.to_string()),
             WriteError::Stale(ids) => ApiError::new(
                 conflict,
                 "stale_snapshot",

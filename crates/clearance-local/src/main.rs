@@ -68,7 +68,11 @@ async fn main() -> anyhow::Result<()> {
         .context("creating the local event bus")?;
     let config = StackConfig {
         read: ReadConfig { snapshot_ttl_secs: env.snapshot_ttl_secs, ..ReadConfig::default() },
-        write: WriteConfig { sync_rows_max: write_env.sync_rows_max, ..WriteConfig::default() },
+        write: WriteConfig {
+            sync_rows_max: write_env.sync_rows_max,
+            tolerance: write_env.tolerance,
+            ..WriteConfig::default()
+        },
         idempotency: IdempotencyConfig {
             ttl_secs: write_env.idempotency_ttl_secs,
             lease_secs: write_env.idempotency_lease_secs,

@@ -30,7 +30,7 @@ async fn main() -> Result<(), Error> {
             starter: StepFunctionsStarter::new(StepFunctionsStarter::client(&sdk), state_machine_arn),
             events: EventBridgePublisher::new(EventBridgePublisher::client(&sdk), event_bus),
         },
-        WriteConfig { sync_rows_max: env.sync_rows_max, ..WriteConfig::default() },
+        WriteConfig { sync_rows_max: env.sync_rows_max, tolerance: env.tolerance, ..WriteConfig::default() },
     );
     let idempotency =
         IdempotencyConfig { ttl_secs: env.idempotency_ttl_secs, lease_secs: env.idempotency_lease_secs };
