@@ -644,3 +644,37 @@ async fn a_difference_is_booked_only_within_the_tolerance_or_as_an_explicit_over
     assert_eq!(unapplied["credit"], "50.00");
     stack.drop().await
 }
+
+#[tokio::test]
+async fn a_broken_ledger_invariant_is_a_500_not_an_outage_and_writes_nothing() -> anyhow::Result<()> {
+    let stack = Stack::new(5_000).await?;
+    let apis = stack.apis(WriteConfig::default()).await?;
+    let snap = search(&apis, "op-a", FILTER).await?;
+    let row = snap.rows.iter().find(|r| r.amount > Decimal::ONE).ok_or_else(|| anyhow::anyhow!("no row"))?;
+    // Behind the application's back (the owner role can, the application's
+    // cannot): the row's amount changes without a new row version, so the
+    // guard passes and the locked total no longer is the planned one.
+    sqlx::query("UPDATE transactions SET amount = amount + 1 WHERE id = $1::uuid")
+        .bind(&row.id)
+        .execute(&stack.db.owner)
+        .await?;
+    let before = stack.ledger_counts().await?;
+    let answer = clear(&apis, "op-a", &snap, &[row], "invariant-1").await;
+    assert_eq!(
+        (answer.status, answer.json["error"].as_str()),
+        (500, Some("internal_invariant")),
+        "{}",
+        answer.json
+    );
+    assert!(
+        answer.json["message"].as_str().is_some_and(|m| !m.contains(&row.id)),
+        "no internals in the body"
+    );
+    assert_eq!(stack.ledger_counts().await?, before, "nothing written");
+    // The batch step's name for it: fatal, never retried.
+    let step = clearance_core::batch::StepError::from(clearance_core::ports::LedgerWriteError::Invariant(
+        "x".into(),
+    ));
+    assert_eq!(step.name(), clearance_core::batch::ERROR_FATAL);
+    stack.drop().await
+}

@@ -90,6 +90,7 @@ impl From<LedgerWriteError> for StepError {
         match err {
             LedgerWriteError::StaleRows(ids) => Self::Conflict(ids),
             LedgerWriteError::Backend(e) => Self::Retryable(e.to_string()),
+            LedgerWriteError::Invariant(what) => Self::Fatal(format!("ledger invariant broken: {what}")),
             other => Self::Fatal(other.to_string()),
         }
     }

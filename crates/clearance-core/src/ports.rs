@@ -168,6 +168,12 @@ pub enum LedgerWriteError {
     /// The idempotency key is already bound to another posting.
     #[error("the idempotency key is bound to another posting")]
     KeyBoundElsewhere,
+    /// An invariant of the ledger does not hold (a locked total that
+    /// differs from the plan, pending rows that are not the job's plan, a
+    /// clearance whose rows are not all its own): nothing was written, and
+    /// retrying cannot fix it. Never an outage.
+    #[error("ledger invariant broken: {0}")]
+    Invariant(String),
     #[error(transparent)]
     Backend(#[from] BackendError),
 }

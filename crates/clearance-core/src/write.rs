@@ -93,6 +93,9 @@ pub enum WriteError {
     Backend(#[from] BackendError),
     #[error("the snapshot could not be read: {0}")]
     Snapshot(String),
+    /// A ledger invariant does not hold: nothing was written; not retried.
+    #[error("ledger invariant broken: {0}")]
+    Invariant(String),
 }
 
 impl From<ReadError> for WriteError {
@@ -112,6 +115,7 @@ impl From<LedgerWriteError> for WriteError {
             LedgerWriteError::AlreadyReversed => Self::AlreadyReversed,
             LedgerWriteError::KeyBoundElsewhere => Self::KeyBoundElsewhere,
             LedgerWriteError::Backend(e) => Self::Backend(e),
+            LedgerWriteError::Invariant(what) => Self::Invariant(what),
         }
     }
 }

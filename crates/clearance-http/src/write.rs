@@ -150,6 +150,17 @@ impl From<WriteError> for ApiError {
                     "a backend is unavailable: retry shortly with the same Idempotency-Key",
                 )
             }
+            WriteError::Invariant(what) => {
+                // Not an outage: logged with the ids the message names, and
+                // answered so that no client retries it as one.
+                tracing::error!(invariant = %what, "ledger invariant broken: nothing written");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_invariant",
+                    "the ledger refused this posting as inconsistent; nothing was written: do not retry, \
+                     report it",
+                )
+            }
             WriteError::Snapshot(e) => {
                 tracing::error!(error = %e, "snapshot unreadable");
                 ApiError::new(

@@ -128,7 +128,7 @@ impl BatchLedger for PgBatchLedger {
         let pending = lock_pending(&mut tx, scope).await?;
         let total: Decimal = pending.iter().map(|p| p.3).sum();
         if pending.len() as u64 != row_count || total != posting.cleared_total.as_decimal() {
-            return Err(db(anyhow::anyhow!(
+            return Err(crate::clear::invariant(format!(
                 "job clearance {}: {} pending rows totalling {total}, the plan says {row_count} rows totalling {}",
                 scope.clearance_id,
                 pending.len(),

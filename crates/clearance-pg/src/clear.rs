@@ -25,6 +25,12 @@ pub(crate) fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
         .is_some_and(|e| e.code().as_deref() == Some("23505") && e.constraint() == Some(constraint))
 }
 
+/// A broken invariant of the ledger (the transaction is rolled back): the
+/// message names the clearance; the edge logs it and nothing retries it.
+pub(crate) fn invariant(what: String) -> LedgerWriteError {
+    LedgerWriteError::Invariant(what)
+}
+
 pub(crate) fn db(err: impl Into<anyhow::Error>) -> LedgerWriteError {
     LedgerWriteError::Backend(crate::backend(err.into()))
 }
@@ -326,9 +332,9 @@ async fn post_in_transaction(
         rows.iter().map(|r| found.get(&r.id).map_or(Decimal::ZERO, |l| l.amount)).collect();
     let locked_total: Decimal = amounts.iter().sum();
     if locked_total != posting.cleared_total.as_decimal() {
-        return Err(db(anyhow::anyhow!(
-            "the locked rows total {locked_total}, the posting {}: refusing",
-            posting.cleared_total
+        return Err(invariant(format!(
+            "clearance {}: the locked rows total {locked_total}, the posting {}",
+            header.clearance_id, posting.cleared_total
         )));
     }
 
@@ -436,8 +442,8 @@ pub async fn reverse_clearance(pool: &PgPool, header: &ReversalHeader) -> Result
         .filter(|l| l.status == "cleared" && l.clearance_id == Some(header.clearance_id))
         .count();
     if held != lines.len() {
-        return Err(db(anyhow::anyhow!(
-            "clearance {}: {held} of its {} rows are cleared by it: refusing to reverse",
+        return Err(invariant(format!(
+            "clearance {}: {held} of its {} rows are cleared by it: not reversed",
             header.clearance_id,
             lines.len()
         )));
@@ -456,8 +462,8 @@ pub async fn reverse_clearance(pool: &PgPool, header: &ReversalHeader) -> Result
     .map_err(db)?
     .rows_affected();
     if reopened != row_count as u64 || lines.len() != row_count as usize {
-        return Err(db(anyhow::anyhow!(
-            "clearance {} has {row_count} rows but {} lines and {reopened} cleared rows: refusing to reverse",
+        return Err(invariant(format!(
+            "clearance {} has {row_count} rows but {} lines and {reopened} cleared rows: not reversed",
             header.clearance_id,
             lines.len()
         )));
