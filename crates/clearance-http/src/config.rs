@@ -25,11 +25,11 @@ fn var(name: &'static str) -> Result<String, ConfigError> {
     }
 }
 
-/// The first of `names` that is set, or an error naming the first.
-fn first_var(names: &[&'static str]) -> Result<(&'static str, String), ConfigError> {
+/// The URL in the first of `names` that is set, or an error naming the first.
+fn database(names: &[&'static str]) -> Result<DatabaseUrl, ConfigError> {
     for name in names {
-        if let Ok(value) = var(name) {
-            return Ok((name, value));
+        if let Ok(url) = var(name) {
+            return Ok(DatabaseUrl { variable: name, url });
         }
     }
     Err(ConfigError::new(names[0], "must be set"))
@@ -161,9 +161,9 @@ impl ReadEnv {
     /// # Errors
     /// [`ConfigError`] naming the missing or malformed variable.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let (variable, url) = first_var(&["CLEARANCE_READER_DATABASE_URL", "DATABASE_URL"])?;
+        let database = database(&["CLEARANCE_READER_DATABASE_URL", "DATABASE_URL"])?;
         Ok(Self {
-            database: DatabaseUrl { variable, url },
+            database,
             table: var("CLEARANCE_TABLE")?,
             snapshot_ttl_secs: number("CLEARANCE_SNAPSHOT_TTL_SECS", 3_600_i64, 60..=86_400)?,
             db_connections_max: number("CLEARANCE_DB_CONNECTIONS_MAX", 2_u32, 1..=64)?,
@@ -196,12 +196,12 @@ impl WriteEnv {
     /// # Errors
     /// [`ConfigError`] naming the missing or malformed variable.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let (variable, url) = first_var(&["CLEARANCE_APP_DATABASE_URL", "DATABASE_URL"])?;
+        let database = database(&["CLEARANCE_APP_DATABASE_URL", "DATABASE_URL"])?;
         let timeouts = Timeouts::from_env(29)?;
         let idempotency_lease_secs = number("CLEARANCE_IDEMPOTENCY_LEASE_SECS", 60_i64, 1..=900)?;
         check_lease(idempotency_lease_secs, &timeouts)?;
         Ok(Self {
-            database: DatabaseUrl { variable, url },
+            database,
             table: var("CLEARANCE_TABLE")?,
             db_connections_max: number("CLEARANCE_DB_CONNECTIONS_MAX", 2_u32, 1..=64)?,
             sync_rows_max: number(
@@ -303,9 +303,9 @@ impl BatchEnv {
     /// # Errors
     /// [`ConfigError`] naming the missing or malformed variable.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let (variable, url) = first_var(&["CLEARANCE_APP_DATABASE_URL", "DATABASE_URL"])?;
+        let database = database(&["CLEARANCE_APP_DATABASE_URL", "DATABASE_URL"])?;
         Ok(Self {
-            database: DatabaseUrl { variable, url },
+            database,
             table: var("CLEARANCE_TABLE")?,
             event_bus: var("CLEARANCE_EVENT_BUS")?,
             timeouts: Timeouts::from_env(120)?,
