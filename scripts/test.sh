@@ -19,6 +19,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cfn-lint"
 .dev/venv/bin/cfn-lint template.yaml
 echo "== tests"
+# The Lambda binaries themselves: tests/production_edges starts them as
+# processes (cargo test builds bin targets only as test harnesses).
+cargo build --workspace --bins --quiet
 log=.dev/test.log
 status=0
 cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?

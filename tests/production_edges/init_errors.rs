@@ -25,7 +25,7 @@ fn binary(name: &str) -> anyhow::Result<PathBuf> {
     let path = target.join("debug").join(name);
     anyhow::ensure!(
         path.is_file(),
-        "{} is not built (cargo test --workspace --all-targets builds it)",
+        "{} is not built (`cargo build --workspace --bins` builds it; `make test` does)",
         path.display()
     );
     Ok(path)
