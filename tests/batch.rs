@@ -10,6 +10,7 @@ use clearance_core::batch::{
     BatchLedger, BatchSteps, JobScope, JobStarter, JobState, JobStore, Release, StepError,
 };
 use clearance_core::clearance::{Check, ClearanceHeader, Posting, SnapshotRowRef};
+use clearance_core::outbox::{ClearanceEvent, EventKind, EventOutbox};
 use clearance_core::ports::{BackendError, LedgerWriteError, Posted};
 use clearance_core::write::WriteConfig;
 use clearance_dynamo::{DynamoJobStore, DynamoScopeMirror};
@@ -60,8 +61,23 @@ impl BatchLedger for FlakyLedger {
         self.inner.finalize(scope, row_count, check, posting, header).await
     }
 
-    async fn release(&self, scope: &JobScope) -> Result<Release, LedgerWriteError> {
-        self.inner.release(scope).await
+    async fn release(&self, scope: &JobScope, failed: &ClearanceEvent) -> Result<Release, LedgerWriteError> {
+        self.inner.release(scope, failed).await
+    }
+}
+
+impl EventOutbox for FlakyLedger {
+    async fn claim(
+        &self,
+        only: Option<Uuid>,
+        limit: u32,
+        claim_secs: u32,
+    ) -> Result<Vec<ClearanceEvent>, BackendError> {
+        self.inner.claim(only, limit, claim_secs).await
+    }
+
+    async fn settle(&self, published: &[Uuid], unpublished: &[Uuid]) -> Result<(), BackendError> {
+        self.inner.settle(published, unpublished).await
     }
 }
 
@@ -344,7 +360,7 @@ async fn posted_reversed_and_failed_events_reach_the_bus_with_stable_ids() -> an
     pg.announce(job, 0).await?;
     assert!(matches!(run_job(&pg, other, PRODUCTION).await, RunOutcome::Failed(StepError::Conflict(_))));
 
-    let events = tap.drain(5).await?;
+    let events = tap.drain_within(5, 3).await?;
     let kinds: Vec<(String, String, String)> = events
         .iter()
         .map(|e| {
@@ -355,25 +371,26 @@ async fn posted_reversed_and_failed_events_reach_the_bus_with_stable_ids() -> an
             )
         })
         .collect();
-    let id = |kind: &str, c: &str| -> anyhow::Result<String> {
-        Ok(clearance_core::batch::ClearanceEvent::id_for(kind, Uuid::try_parse(c)?).to_string())
+    let id = |kind: EventKind, c: &str| -> anyhow::Result<String> {
+        Ok(ClearanceEvent::id_for(kind, Uuid::try_parse(c)?).to_string())
     };
     let job_clearance = job_clearance.to_string();
+    let (posted, reversed) = (EventKind::ClearancePosted, EventKind::ClearanceReversed);
     let expected = [
-        ("ClearancePosted".to_owned(), clearance.clone(), id("ClearancePosted", &clearance)?),
-        ("ClearanceReversed".to_owned(), clearance.clone(), id("ClearanceReversed", &clearance)?),
-        ("ClearancePosted".to_owned(), job_clearance.clone(), id("ClearancePosted", &job_clearance)?),
+        ("ClearancePosted".to_owned(), clearance.clone(), id(posted, &clearance)?),
+        ("ClearanceReversed".to_owned(), clearance.clone(), id(reversed, &clearance)?),
+        ("ClearancePosted".to_owned(), job_clearance.clone(), id(posted, &job_clearance)?),
     ];
     for event in &expected {
         assert!(kinds.contains(event), "{event:?} reached the bus: {kinds:?}");
     }
     let failed: Vec<&(String, String, String)> = kinds.iter().filter(|k| k.0 == "ClearanceFailed").collect();
     assert_eq!(failed.len(), 1, "{kinds:?}");
-    // The announcement delivered twice published twice, under one id: a
-    // consumer keeping ids drops the second.
+    // The announcement delivered twice publishes once: the outbox marks
+    // what the bus took (were it published twice, the id is one).
     let distinct: BTreeSet<&String> = kinds.iter().map(|k| &k.2).collect();
     assert_eq!(distinct.len(), 4, "{kinds:?}");
-    assert_eq!(kinds.len(), 5, "{kinds:?}");
+    assert_eq!(kinds.len(), 4, "{kinds:?}");
     stack.drop().await
 }
 
@@ -426,15 +443,10 @@ impl JobStore for FailingFinish {
     }
 }
 
-/// A publisher on an EventBridge endpoint that refuses connections (a
-/// loopback port nothing listens on), with the production SDK bounds.
+/// A publisher on an EventBridge endpoint that refuses connections.
 async fn refusing_bus(stack: &Stack) -> anyhow::Result<EventBridgePublisher> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let sdk = clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await;
-    let config = aws_sdk_eventbridge::config::Builder::from(&sdk)
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .build();
-    Ok(EventBridgePublisher::new(aws_sdk_eventbridge::Client::from_conf(config), stack.bus.clone()))
+    let client = clearance_tests::events::refusing_client().await?;
+    Ok(EventBridgePublisher::new(client, stack.bus.clone()))
 }
 
 /// The steps' policy, with a short announcement retry for the test's sake.
@@ -443,12 +455,13 @@ const QUICK: clearance_workflow::RunPolicy = clearance_workflow::RunPolicy {
     announce: clearance_core::batch::RetryPolicy { interval_secs: 0.05, backoff_rate: 1.0, max_attempts: 2 },
 };
 
+/// The events on the queue, polling until `most` came or 3 s passed.
 async fn events_of(
     tap: &clearance_tests::events::EventTap,
     most: usize,
 ) -> anyhow::Result<Vec<(String, String)>> {
     Ok(tap
-        .drain(most)
+        .drain_within(most, 3)
         .await?
         .iter()
         .map(|e| {
@@ -473,16 +486,18 @@ async fn a_bus_refusing_connections_after_finalize_leaves_the_job_posted_and_nev
         ..steps(&stack, PgBatchLedger::new(stack.pool.clone()))
     };
 
-    // The in-process runner: posted, the announcement failing through its
-    // retries; the ledger keeps the clearance and nothing is released.
+    // The in-process runner: posted and succeeded; the bus refusing fails
+    // nothing, the event waits in the outbox.
     let outcome = run_job(&down, id, QUICK).await;
-    let RunOutcome::PostedNotAnnounced(clearance) = outcome else { panic!("{outcome:?}") };
+    let RunOutcome::Succeeded(clearance) = outcome else { panic!("{outcome:?}") };
     assert_cleared_once(&stack, &clearance.to_string(), snap.rows.len() as i64).await?;
     let status = down.jobs.status(id).await?.ok_or_else(|| anyhow::anyhow!("no job"))?;
     assert_eq!((status.state, status.clearance_id), (JobState::Succeeded, Some(clearance)));
+    let unpublished = "SELECT count(*) FROM event_outbox WHERE published_at IS NULL";
+    assert_eq!(stack.count(unpublished).await?, 1);
 
     // The batch function's entry point, as the state machine's Catch would
-    // call it if the announcement had been caught: compensation finds the
+    // call it after a timeout past the commit: compensation finds the
     // clearance posted, releases nothing, fails nothing, and says so.
     let caught = serde_json::json!({
         "step": "compensate", "job_id": id,
@@ -497,15 +512,22 @@ async fn a_bus_refusing_connections_after_finalize_leaves_the_job_posted_and_nev
     let status = down.jobs.status(id).await?.ok_or_else(|| anyhow::anyhow!("no job"))?;
     assert_eq!(status.state, JobState::Succeeded, "a posted job is never failed");
 
-    // The bus back: the redriven announcement publishes ClearancePosted, and
-    // no ClearanceFailed was ever sent.
+    // The scheduled drain, through the same entry point, while the bus
+    // still refuses: nothing published, nothing lost.
+    let drain = serde_json::json!({ "step": "drain_outbox" });
+    let answer = clearance_workflow::task::handle_task(&down, drain.clone(), 0).await?;
+    assert_eq!((answer["published"].as_u64(), answer["left"].as_u64()), (Some(0), Some(1)));
+    // The bus back: the next scheduled drain publishes ClearancePosted
+    // once, and no ClearanceFailed was ever sent.
     let up = steps(&stack, PgBatchLedger::new(stack.pool.clone()));
-    let announce = serde_json::json!({ "step": "announce", "job_id": id });
-    let answer = clearance_workflow::task::handle_task(&up, announce, 0).await?;
-    assert_eq!(answer["clearance_id"].as_str(), Some(clearance.to_string().as_str()));
-    let events = events_of(&tap, 1).await?;
-    let posted = clearance_core::batch::ClearanceEvent::id_for("ClearancePosted", clearance).to_string();
+    let answer = clearance_workflow::task::handle_task(&up, drain.clone(), 0).await?;
+    assert_eq!((answer["published"].as_u64(), answer["left"].as_u64()), (Some(1), Some(0)));
+    let answer = clearance_workflow::task::handle_task(&up, drain, 0).await?;
+    assert_eq!(answer["published"].as_u64(), Some(0), "published once");
+    let events = events_of(&tap, 2).await?;
+    let posted = ClearanceEvent::id_for(EventKind::ClearancePosted, clearance).to_string();
     assert_eq!(events, vec![("ClearancePosted".to_owned(), posted)]);
+    assert_eq!(stack.count(unpublished).await?, 0);
     stack.drop().await
 }
 
@@ -553,9 +575,51 @@ async fn a_status_write_failing_after_finalize_never_fails_the_job() -> anyhow::
     assert_eq!(run_job(&failing, id, QUICK).await, RunOutcome::Succeeded(clearance));
     let status = pg.jobs.status(id).await?.ok_or_else(|| anyhow::anyhow!("no job"))?;
     assert_eq!((status.state, status.clearance_id), (JobState::Succeeded, Some(clearance)));
-    let events = events_of(&tap, 1).await?;
+    let events = events_of(&tap, 2).await?;
     assert!(events.iter().all(|(kind, _)| kind == "ClearancePosted"), "{events:?}");
     assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(stack.count("SELECT count(*) FROM clearances").await?, 1);
+    stack.drop().await
+}
+
+#[tokio::test]
+async fn a_job_key_answers_only_its_first_request_after_its_records_are_gone() -> anyhow::Result<()> {
+    let stack = Stack::new(100_000).await?;
+    let recorder = Recorder::default();
+    let apis = stack.apis_with(WriteConfig::default(), |_| recorder.clone());
+    let snap = search(&apis, "op-a", ALL_USD).await?;
+    let id = job_id(&submit(&apis, "op-a", &snap, &[], "k").await)?;
+    let pg = steps(&stack, PgBatchLedger::new(stack.pool.clone()));
+    let RunOutcome::Succeeded(clearance) = run_job(&pg, id, PRODUCTION).await else {
+        panic!("the job failed")
+    };
+
+    // The idempotency record (24 h) and the job's status item (7 days)
+    // expire, deleted here. Another body under the key is still refused,
+    // and no job is created or started for it.
+    stack.delete_item("idem#k#op-a").await?;
+    stack.delete_item(&format!("job#{id}")).await?;
+    let other = submit(&apis, "op-a", &snap, &[&snap.rows[0]], "k").await;
+    assert_eq!(
+        (other.status, other.json["error"].as_str()),
+        (422, Some("idempotency_key_reused")),
+        "{}",
+        other.json
+    );
+    assert!(pg.jobs.status(id).await?.is_none(), "no job item made for it");
+
+    // The same request is answered from the ledger: its job, succeeded,
+    // with its clearance; no second job, no second start.
+    let same = submit(&apis, "op-a", &snap, &[], "k").await;
+    assert_eq!(job_id(&same)?, id);
+    assert_eq!(
+        (same.json["state"].as_str(), same.json["clearance_id"].as_str()),
+        (Some("succeeded"), Some(clearance.to_string().as_str())),
+        "{}",
+        same.json
+    );
+    assert!(pg.jobs.status(id).await?.is_none(), "no job item made again");
+    assert_eq!(recorder.0.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.as_slice(), [id]);
     assert_eq!(stack.count("SELECT count(*) FROM clearances").await?, 1);
     stack.drop().await
 }

@@ -69,6 +69,7 @@ async fn clear(pool: &PgPool, rows: &[Row], key: &str) -> Result<u64, LedgerWrit
         snapshot_filter: "{}".into(),
         version_token: "v1.".into(),
         idempotency_key: key.into(),
+        request_hash: clearance_core::idempotency::request_hash("POST", "/v1/clearances", key.as_bytes()),
     };
     let treaty = TreatyId::parse("TR-0001")
         .map_err(|e| LedgerWriteError::Backend(clearance_core::ports::BackendError::new(e.to_string())))?;

@@ -52,7 +52,15 @@ async fn the_application_role_gets_permission_denied_on_update_and_delete_of_led
     let id = post_clearance(&db.app, "100.00", "100.00").await?;
 
     // ...and nothing else.
-    for table in ["clearances", "clearance_lines", "clearance_reversals", "journal_entries"] {
+    let tables = [
+        "clearances",
+        "clearance_lines",
+        "clearance_reversals",
+        "journal_entries",
+        "clearance_jobs",
+        "event_outbox",
+    ];
+    for table in tables {
         for sql in [
             format!("UPDATE {table} SET clearance_id = clearance_id WHERE clearance_id = $1"),
             format!("DELETE FROM {table} WHERE clearance_id = $1"),

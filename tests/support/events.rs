@@ -60,8 +60,14 @@ impl EventTap {
     /// # Errors
     /// When a receive fails or a body does not parse.
     pub async fn drain(&self, expected: usize) -> anyhow::Result<Vec<serde_json::Value>> {
+        self.drain_within(expected, 20).await
+    }
+
+    /// As [`EventTap::drain`], polling at most `polls` seconds: to show
+    /// that no more than `expected - 1` events came, ask for one more.
+    pub async fn drain_within(&self, expected: usize, polls: u32) -> anyhow::Result<Vec<serde_json::Value>> {
         let mut seen = Vec::new();
-        for _ in 0..20 {
+        for _ in 0..polls {
             let out = self
                 .client
                 .receive_message()
@@ -79,4 +85,18 @@ impl EventTap {
         }
         Ok(seen)
     }
+}
+
+/// An EventBridge client on a loopback port nothing listens on (the bus
+/// refusing connections), with the production SDK bounds.
+///
+/// # Errors
+/// When no loopback port can be found.
+pub async fn refusing_client() -> anyhow::Result<aws_sdk_eventbridge::Client> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let sdk = clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await;
+    let config = aws_sdk_eventbridge::config::Builder::from(&sdk)
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .build();
+    Ok(aws_sdk_eventbridge::Client::from_conf(config))
 }

@@ -155,6 +155,28 @@ impl Stack {
         Ok(LocalStack::new(self.pools(), &self.table.client, &self.events, &self.config(config)))
     }
 
+    /// The system publishing to the bus through `events` (a refusing
+    /// endpoint, say).
+    pub fn apis_on_bus(&self, config: WriteConfig, events: &aws_sdk_eventbridge::Client) -> Apis {
+        LocalStack::new(self.pools(), &self.table.client, events, &self.config(config))
+    }
+
+    /// Deletes the DynamoDB item under `pk` (an idempotency record or a
+    /// job's status, as their TTL would).
+    ///
+    /// # Errors
+    /// When moto refuses.
+    pub async fn delete_item(&self, pk: &str) -> anyhow::Result<()> {
+        self.table
+            .client
+            .delete_item()
+            .table_name(&self.table.name)
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.to_owned()))
+            .send()
+            .await?;
+        Ok(())
+    }
+
     /// The system with `starter(steps)` starting jobs.
     pub fn apis_with<R: JobStarter>(
         &self,

@@ -3,6 +3,7 @@
 //! in-process runner's `run_job` until it succeeds) and the time spent in
 //! PostgreSQL by its steps (every call of the batch ledger, summed).
 
+use clearance_core::outbox::{ClearanceEvent, EventOutbox};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -80,8 +81,23 @@ impl BatchLedger for Timed {
         out
     }
 
-    async fn release(&self, scope: &JobScope) -> Result<Release, LedgerWriteError> {
-        self.inner.release(scope).await
+    async fn release(&self, scope: &JobScope, failed: &ClearanceEvent) -> Result<Release, LedgerWriteError> {
+        self.inner.release(scope, failed).await
+    }
+}
+
+impl EventOutbox for Timed {
+    async fn claim(
+        &self,
+        only: Option<Uuid>,
+        limit: u32,
+        claim_secs: u32,
+    ) -> Result<Vec<ClearanceEvent>, BackendError> {
+        self.inner.claim(only, limit, claim_secs).await
+    }
+
+    async fn settle(&self, published: &[Uuid], unpublished: &[Uuid]) -> Result<(), BackendError> {
+        self.inner.settle(published, unpublished).await
     }
 }
 

@@ -3,22 +3,33 @@
 //! overlapping selections: synchronous clears (some replayed with their
 //! idempotency key), batch jobs (above a lowered sync limit, run by the
 //! in-process runner) and reversals of their own clearances, interleaved.
-//! At the end the ledger is audited (`clearance_pg::audit`) and its counts
-//! compared with the answers: any broken invariant, unexpected answer or
-//! mismatch is a violation, and there must be none.
+//! Two faults are injected while they run (`faults`): the event bus refuses
+//! connections for a window, and every job's finalize reports a failure
+//! after its commit (once, or on every attempt). At the end the ledger is
+//! audited (`clearance_pg::audit`) and its counts compared with the
+//! answers, the outbox drained as the schedule would, and the events counted
+//! on a queue by id: any broken invariant, unexpected answer, mismatch,
+//! lost event or failed job whose clearance is posted is a violation, and
+//! there must be none.
 
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use clearance_core::batch::BatchSteps;
 use clearance_core::write::WriteConfig;
 use clearance_local::{LocalStack, Pools, StackConfig};
 use clearance_pg::PoolLimits;
+use clearance_workflow::LocalRunner;
 use http::Method;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
+use uuid::Uuid;
 
+use crate::faults::{BusOutage, FailAfterFinalize, QueueTap};
 use crate::write_figures::call;
 
 pub const OPERATORS: usize = 64;
@@ -27,6 +38,12 @@ pub const ROUNDS: usize = 6;
 /// Above this many rows a clearance is a batch job in this run.
 const SYNC_ROWS_MAX: usize = 100;
 const JOB_WAIT_MAX: Duration = Duration::from_secs(120);
+/// The bus refuses connections from this long after the operators start...
+const BUS_DOWN_AFTER: Duration = Duration::from_secs(1);
+/// ...for this long.
+const BUS_DOWN_FOR: Duration = Duration::from_secs(6);
+/// Rounds of the closing drain (the schedule's, run until the outbox is empty).
+const CLOSING_DRAINS_MAX: u32 = 20;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ConcurrencyFigures {
@@ -45,8 +62,32 @@ pub struct ConcurrencyFigures {
     pub replays: u64,
     /// Rounds that found too few open rows for their selection.
     pub skipped: u64,
+    #[serde(default)]
+    pub faults: FaultFigures,
+    /// The clearance ids of the jobs answered `failed` (not written out).
+    #[serde(skip)]
+    pub failed_job_clearances: Vec<Uuid>,
     /// Each broken invariant, unexpected answer or count mismatch.
     pub violations: Vec<String>,
+}
+
+/// What the injected faults did, and what came out.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FaultFigures {
+    pub bus_down_ms: u64,
+    /// Finalize failures reported after the commit.
+    pub finalize_failures_after_commit: u64,
+    /// Events the ledger committed in the run (its outbox).
+    pub events_committed: u64,
+    /// Published by the closing drain (left by the outage).
+    pub events_left_for_the_schedule: u64,
+    /// Distinct event ids that reached the queue.
+    pub events_delivered: u64,
+    pub events_lost: u64,
+    /// Deliveries beyond the first of an id (at least once allows them).
+    pub duplicate_deliveries: u64,
+    /// Jobs answered `failed` whose clearance is in the ledger.
+    pub jobs_failed_with_posted_clearance: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
@@ -72,6 +113,8 @@ struct Tally {
     reversal: Outcomes,
     replays: u64,
     skipped: u64,
+    /// Clearance ids of the jobs answered `failed` (a conflict).
+    failed_jobs: Vec<Uuid>,
     violations: Vec<String>,
 }
 
@@ -91,34 +134,95 @@ fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body).unwrap_or(serde_json::Value::Null)
 }
 
-/// Runs the 64 operators on `filter` (one currency, open rows) and audits
-/// the ledger. `database_url` is the owner's; the stack connects each path
-/// as its role.
+/// The stack of the run: its batch jobs run by the in-process runner over
+/// [`FailAfterFinalize`], its events published through `bus_endpoint`.
+type Stack = LocalStack<
+    LocalRunner<
+        clearance_dynamo::DynamoJobStore,
+        FailAfterFinalize,
+        clearance_workflow::EventBridgePublisher,
+        clearance_dynamo::DynamoScopeMirror,
+    >,
+>;
+
+/// Runs the 64 operators on `filter` (one currency, open rows) under the
+/// faults, and audits the ledger and the events. `database_url` is the
+/// owner's; the stack connects each path as its role.
 pub async fn run(database_url: &str, table: &str, filter: &str) -> anyhow::Result<ConcurrencyFigures> {
     let limits = PoolLimits { connections_max: 24, ..PoolLimits::default() };
     let pools = Pools::connect_as_roles(database_url, limits).await?;
     let owner = clearance_pg::connect(database_url, PoolLimits { connections_max: 2, ..limits }).await?;
-    let client =
-        clearance_dynamo::client(&clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await);
-    let events = clearance_workflow::EventBridgePublisher::client(
-        &clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await,
-    );
+    let sdk = clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await;
+    let client = clearance_dynamo::client(&sdk);
+    let events = clearance_workflow::EventBridgePublisher::client(&sdk);
     let bus = format!("{table}-bus");
     clearance_workflow::events::ensure_bus(&events, &bus).await?;
+    let moto = std::env::var("AWS_ENDPOINT_URL_EVENTBRIDGE").context("AWS_ENDPOINT_URL_EVENTBRIDGE")?;
+    let tap = QueueTap::attach(&events, &bus, &moto).await?;
+    let outage = BusOutage::start(upstream(&moto)?).await?;
+    let through_outage = aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::config::Builder::from(&sdk).endpoint_url(outage.endpoint()).build(),
+    );
     let config = StackConfig {
         write: WriteConfig { sync_rows_max: SYNC_ROWS_MAX, ..WriteConfig::default() },
         ..StackConfig::new(table, bus)
     };
-    let apis = Arc::new(LocalStack::new(pools.clone(), &client, &events, &config));
+    let faulty = Arc::new(std::sync::OnceLock::new());
+    let stack: Stack = LocalStack::with_starter(pools.clone(), &client, &through_outage, &config, |steps| {
+        let steps = Arc::new(BatchSteps {
+            jobs: steps.jobs.clone(),
+            ledger: FailAfterFinalize::new(steps.ledger.clone()),
+            events: steps.events.clone(),
+            mirror: steps.mirror.clone(),
+        });
+        let _ = faulty.set(Arc::clone(&steps));
+        LocalRunner::new(steps)
+    });
+    let apis = Arc::new(stack);
     let before = ledger_counts(&owner).await?;
+    let since: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()").fetch_one(&owner).await?;
 
     let started = Instant::now();
+    let outage = Arc::new(outage);
+    let window = tokio::spawn({
+        let outage = Arc::clone(&outage);
+        async move {
+            tokio::time::sleep(BUS_DOWN_AFTER).await;
+            outage.set_down(true);
+            tokio::time::sleep(BUS_DOWN_FOR).await;
+            outage.set_down(false);
+        }
+    });
+    let mut figures = operators(&apis, filter).await?;
+    figures.wall_ms = started.elapsed().as_secs_f64() * 1e3;
+    window.await.context("the outage window panicked")?;
+    figures.faults.bus_down_ms = BUS_DOWN_FOR.as_millis() as u64;
+    if let Some(steps) = faulty.get() {
+        figures.faults.finalize_failures_after_commit = steps.ledger.injected.load(Ordering::Relaxed);
+    }
+
+    audit_ledger(&owner, before, &mut figures).await?;
+    audit_events(&owner, &apis, &tap, since, &mut figures).await?;
+    owner.close().await;
+    pools.app.close().await;
+    pools.reader.close().await;
+    Ok(figures)
+}
+
+/// The socket address of a loopback endpoint URL (`http://127.0.0.1:port`).
+fn upstream(endpoint: &str) -> anyhow::Result<std::net::SocketAddr> {
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    host.parse().with_context(|| format!("{endpoint} is not http://<loopback ip>:<port>"))
+}
+
+/// The 64 operators at once; their tallies summed.
+async fn operators(apis: &Arc<Stack>, filter: &str) -> anyhow::Result<ConcurrencyFigures> {
     // Idempotency keys of this run only: a rerun on the same ledger is new work.
     let run =
         format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis());
     let mut tasks = Vec::new();
     for op in 0..OPERATORS {
-        let apis = Arc::clone(&apis);
+        let apis = Arc::clone(apis);
         let filter = filter.to_owned();
         let run = run.clone();
         tasks.push(tokio::spawn(async move { operator(&*apis, op, &filter, &run).await }));
@@ -129,6 +233,7 @@ pub async fn run(database_url: &str, table: &str, filter: &str) -> anyhow::Resul
         filter: filter.to_owned(),
         ..ConcurrencyFigures::default()
     };
+    let mut failed_jobs = Vec::new();
     for task in tasks {
         let tally = task.await.context("an operator task panicked")?;
         figures.sync.add(tally.sync);
@@ -136,17 +241,25 @@ pub async fn run(database_url: &str, table: &str, filter: &str) -> anyhow::Resul
         figures.reversal.add(tally.reversal);
         figures.replays += tally.replays;
         figures.skipped += tally.skipped;
+        failed_jobs.extend(tally.failed_jobs);
         figures.violations.extend(tally.violations);
     }
-    figures.wall_ms = started.elapsed().as_secs_f64() * 1e3;
     for o in [figures.sync, figures.batch, figures.reversal] {
         figures.attempts += o.attempts;
         figures.commits += o.commits;
         figures.conflicts += o.conflicts;
     }
+    figures.failed_job_clearances = failed_jobs;
+    Ok(figures)
+}
 
-    // The ledger against the answers, then against its invariants.
-    let after = ledger_counts(&owner).await?;
+/// The ledger against the answers, then against its invariants.
+async fn audit_ledger(
+    owner: &PgPool,
+    before: (i64, i64),
+    figures: &mut ConcurrencyFigures,
+) -> anyhow::Result<()> {
+    let after = ledger_counts(owner).await?;
     let posted = after.0 - before.0;
     let reversed = after.1 - before.1;
     let committed = (figures.sync.commits + figures.batch.commits) as i64;
@@ -160,15 +273,73 @@ pub async fn run(database_url: &str, table: &str, filter: &str) -> anyhow::Resul
             .violations
             .push(format!("{reversed} reversals in the ledger for {} answered", figures.reversal.commits));
     }
-    for (invariant, broken) in clearance_pg::audit::violations(&owner).await? {
+    let failed_but_posted: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM clearances WHERE clearance_id = ANY($1)")
+            .bind(&figures.failed_job_clearances)
+            .fetch_one(owner)
+            .await?;
+    figures.faults.jobs_failed_with_posted_clearance = failed_but_posted as u64;
+    if failed_but_posted != 0 {
+        figures
+            .violations
+            .push(format!("{failed_but_posted} jobs answered failed with their clearance posted"));
+    }
+    for (invariant, broken) in clearance_pg::audit::violations(owner).await? {
         if broken != 0 {
             figures.violations.push(format!("{invariant}: {broken}"));
         }
     }
-    owner.close().await;
-    pools.app.close().await;
-    pools.reader.close().await;
-    Ok(figures)
+    Ok(())
+}
+
+/// Every posting and reversal of the run has its event in the outbox; the
+/// outbox drained (the schedule's work, with the bus back); every event on
+/// the queue, counted by id.
+async fn audit_events(
+    owner: &PgPool,
+    apis: &Stack,
+    tap: &QueueTap,
+    since: chrono::DateTime<chrono::Utc>,
+    figures: &mut ConcurrencyFigures,
+) -> anyhow::Result<()> {
+    let (posted_without, reversed_without): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM clearances c WHERE c.created_at >= $1 AND NOT EXISTS (
+                    SELECT 1 FROM event_outbox o WHERE o.clearance_id = c.clearance_id AND o.kind = 'ClearancePosted')),
+                (SELECT count(*) FROM clearance_reversals r WHERE r.created_at >= $1 AND NOT EXISTS (
+                    SELECT 1 FROM event_outbox o WHERE o.clearance_id = r.clearance_id AND o.kind = 'ClearanceReversed'))",
+    )
+    .bind(since)
+    .fetch_one(owner)
+    .await?;
+    if posted_without + reversed_without != 0 {
+        figures.violations.push(format!(
+            "{posted_without} clearances and {reversed_without} reversals committed without their event"
+        ));
+    }
+    for _ in 0..CLOSING_DRAINS_MAX {
+        let drained = apis.steps.drain_outbox(clearance_workflow::task::SCHEDULED_DRAIN_ROUNDS).await?;
+        figures.faults.events_left_for_the_schedule += drained.published;
+        if drained.published == 0 && drained.left == 0 {
+            break;
+        }
+    }
+    let expected: HashSet<Uuid> =
+        sqlx::query_scalar::<_, Uuid>("SELECT event_id FROM event_outbox WHERE created_at >= $1")
+            .bind(since)
+            .fetch_all(owner)
+            .await?
+            .into_iter()
+            .collect();
+    let seen = tap.count(&expected, 3, 600).await?;
+    let faults = &mut figures.faults;
+    faults.events_committed = expected.len() as u64;
+    faults.events_delivered = expected.iter().filter(|id| seen.contains_key(id)).count() as u64;
+    faults.events_lost = faults.events_committed - faults.events_delivered;
+    faults.duplicate_deliveries = seen.values().map(|n| u64::from(n.saturating_sub(1))).sum();
+    if faults.events_lost != 0 {
+        figures.violations.push(format!("{} events committed never reached the queue", faults.events_lost));
+    }
+    Ok(())
 }
 
 async fn ledger_counts(pool: &PgPool) -> anyhow::Result<(i64, i64)> {
@@ -297,7 +468,12 @@ async fn clear<A: clearance_http::Api>(
             }
             live.push(id);
         }
-        Ended::Conflict => outcomes.conflicts += 1,
+        Ended::Conflict => {
+            outcomes.conflicts += 1;
+            if batch {
+                tally.failed_jobs.push(clearance_core::clearance::clearance_id_for(name, key));
+            }
+        }
         Ended::Broken(violation) => tally.violations.push(violation),
     }
 }

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 mod batch_figures;
 mod concurrency_run;
+mod faults;
 mod frozen_figures;
 mod init_figures;
 mod read_figures;
@@ -203,11 +204,14 @@ async fn read_path(
             progress(&format!("  VIOLATION: {violation}"));
         }
         progress(&format!(
-            "  {} attempts, {} commits, {} conflicts, {} violations",
+            "  {} attempts, {} commits, {} conflicts, {} violations; events {} committed, {} delivered, {} lost",
             concurrency.attempts,
             concurrency.commits,
             concurrency.conflicts,
-            concurrency.violations.len()
+            concurrency.violations.len(),
+            concurrency.faults.events_committed,
+            concurrency.faults.events_delivered,
+            concurrency.faults.events_lost
         ));
         anyhow::Ok((ReadResults {
             treaty: treaty.to_owned(),

@@ -255,6 +255,7 @@ pub async fn big_clear(
         snapshot_filter: "{}".into(),
         version_token: "v1.".into(),
         idempotency_key: key.into(),
+        request_hash: clearance_core::idempotency::request_hash("POST", "/v1/clearances", key.as_bytes()),
     };
     let treaty = clearance_core::TreatyId::parse(treaty)?;
     let started = Instant::now();

@@ -315,13 +315,20 @@ pub fn table(r: &Results) -> String {
     let k = &r.concurrency;
     row(
         format!(
-            "{} operators x {} actions on one treaty's open rows: overlapping sync clears (every other one replayed), batch jobs, reversals, interleaved",
-            k.operators, k.rounds
+            "{} operators x {} actions on one treaty's open rows: overlapping sync clears (every other one replayed), batch jobs, reversals, interleaved; the bus refusing connections for {:.0} s, every finalize failing after its commit (once or always)",
+            k.operators, k.rounds, k.faults.bus_down_ms as f64 / 1e3
         ),
         "0 violations",
         verdict(k.violations.is_empty(), format!("{} violations", k.violations.len()))
             + &format!(
-                " of the audit (no row cleared twice, all-or-nothing, journals balanced, check = cleared + difference, none pending); {} attempts, {} commits, {} conflicts (sync {}/{}/{}, batch {}/{}/{}, reversals {}/{}), {} replays answered once, {} rounds skipped (too few open rows), {:.1} s",
+                " of the audit (no row cleared twice, all-or-nothing, journals balanced, check = cleared + difference, none pending; no event lost, no job failed with its clearance posted); events: {} committed, {} delivered ({} by the closing drain), {} lost, {} duplicate deliveries; {} finalize failures after commit; {} jobs failed with a posted clearance; {} attempts, {} commits, {} conflicts (sync {}/{}/{}, batch {}/{}/{}, reversals {}/{}), {} replays answered once, {} rounds skipped (too few open rows), {:.1} s",
+                k.faults.events_committed,
+                k.faults.events_delivered,
+                k.faults.events_left_for_the_schedule,
+                k.faults.events_lost,
+                k.faults.duplicate_deliveries,
+                k.faults.finalize_failures_after_commit,
+                k.faults.jobs_failed_with_posted_clearance,
                 k.attempts,
                 k.commits,
                 k.conflicts,

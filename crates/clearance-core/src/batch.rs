@@ -5,10 +5,14 @@
 //!    and id, [`CHUNK_ROWS`] a chunk), written when the job is created;
 //! 2. **reserve chunk** k: its rows open→pending for this job under the
 //!    same row guard as the sync path; a re-delivered chunk changes nothing;
-//! 3. **finalize**: pending→cleared, ledger and journal, scope version, job
-//!    `succeeded`, event;
-//! 4. on a conflict or exhausted retries, **compensate**: the job's pending
-//!    rows open again, job `failed` with the conflicting ids, event.
+//! 3. **finalize**: pending→cleared, ledger and journal, scope version and
+//!    the `ClearancePosted` event into the outbox, in one transaction;
+//! 4. **announce**: job `succeeded`, the event out of the outbox (retried,
+//!    never compensated: the money is posted);
+//! 5. on a conflict or exhausted retries, **compensate**: unless the ledger
+//!    holds the clearance, the job's pending rows open again with the
+//!    `ClearanceFailed` event in the outbox, job `failed` with the
+//!    conflicting ids.
 //!
 //! The same steps run under Step Functions (the ASL in `infra/`) and under
 //! the in-process runner (`clearance-runner`), with the same retry policy.
@@ -22,6 +26,7 @@ use uuid::Uuid;
 use crate::clearance::{Check, ClearanceHeader, Posting, SnapshotRowRef};
 use crate::ids::TreatyId;
 use crate::money::{Amount, Currency};
+use crate::outbox::{publish_committed, ClearanceEvent, EventKind, EventOutbox, EventPublisher};
 use crate::ports::{BackendError, LedgerWriteError, Posted, ScopeMirror};
 use crate::snapshot::OperatorId;
 
@@ -126,11 +131,16 @@ pub struct JobPlan {
     pub snapshot_filter: String,
     pub version_token: String,
     pub idempotency_key: String,
+    /// The fingerprint of the request that created the job (absent from
+    /// plans written before fingerprints were kept).
+    #[serde(default)]
+    pub request_hash: String,
 }
 
 /// The rows a job touches: its treaty, its period bounds, its clearance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobScope {
+    pub job_id: Uuid,
     pub treaty: TreatyId,
     pub clearance_id: Uuid,
     pub first_period: NaiveDate,
@@ -142,6 +152,7 @@ impl JobPlan {
     /// [`StepError::Fatal`] when a stored value does not parse.
     pub fn scope(&self) -> Result<JobScope, StepError> {
         Ok(JobScope {
+            job_id: self.job_id,
             treaty: TreatyId::parse(&self.treaty_id)
                 .map_err(|e| StepError::Fatal(format!("job treaty: {e}")))?,
             clearance_id: self.clearance_id,
@@ -172,6 +183,7 @@ impl JobPlan {
             snapshot_filter: self.snapshot_filter.clone(),
             version_token: self.version_token.clone(),
             idempotency_key: self.idempotency_key.clone(),
+            request_hash: self.request_hash.clone(),
         };
         Ok((check, posting, header))
     }
@@ -348,7 +360,8 @@ pub trait BatchLedger: Send + Sync {
         rows: &[SnapshotRowRef],
     ) -> impl Future<Output = Result<u64, LedgerWriteError>> + Send;
 
-    /// Moves the job's pending rows to cleared and writes the clearance;
+    /// Moves the job's pending rows to cleared and writes the clearance,
+    /// with its `ClearancePosted` event in the outbox, in one transaction;
     /// when the clearance exists, does nothing and says so.
     ///
     /// # Errors
@@ -366,11 +379,16 @@ pub trait BatchLedger: Send + Sync {
     /// clearance is in the ledger: then it writes nothing and MUST answer
     /// [`Release::ClearancePosted`], deciding after it holds the job's
     /// pending rows (so a finalize still committing is waited for, never
-    /// undone).
+    /// undone). Otherwise `failed` goes to the outbox in the same
+    /// transaction (once per event id, however often compensation runs).
     ///
     /// # Errors
     /// Backend errors.
-    fn release(&self, scope: &JobScope) -> impl Future<Output = Result<Release, LedgerWriteError>> + Send;
+    fn release(
+        &self,
+        scope: &JobScope,
+        failed: &ClearanceEvent,
+    ) -> impl Future<Output = Result<Release, LedgerWriteError>> + Send;
 }
 
 /// What a release found.
@@ -393,36 +411,6 @@ pub enum Compensation {
     Posted(Uuid),
 }
 
-/// A clearance event on the bus. `event_id` is stable (derived from the
-/// clearance and the kind), so a consumer drops duplicates by it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ClearanceEvent {
-    pub event_id: Uuid,
-    /// `ClearancePosted`, `ClearanceFailed` or `ClearanceReversed`.
-    pub kind: &'static str,
-    pub clearance_id: Uuid,
-    pub job_id: Option<Uuid>,
-    pub treaty_id: String,
-    pub operator_id: String,
-    pub row_count: u64,
-    pub error: Option<JobFailure>,
-}
-
-impl ClearanceEvent {
-    /// The stable id of the `kind` event of a clearance.
-    pub fn id_for(kind: &str, clearance_id: Uuid) -> Uuid {
-        const NAMESPACE: Uuid = Uuid::from_u128(0x6c1e_a7a0_5c1e_4a7e_9c1e_a7a0_0000_0004);
-        Uuid::new_v5(&NAMESPACE, format!("{kind}\n{clearance_id}").as_bytes())
-    }
-}
-
-/// Where events go (EventBridge).
-pub trait EventPublisher: Send + Sync {
-    /// # Errors
-    /// MUST return [`BackendError`] when the bus refused the event.
-    fn publish(&self, event: &ClearanceEvent) -> impl Future<Output = Result<(), BackendError>> + Send;
-}
-
 /// Starts a job's workflow: Step Functions in AWS (execution name = job
 /// id, so a duplicate start is a no-op), the in-process runner locally.
 pub trait JobStarter: Send + Sync {
@@ -440,7 +428,7 @@ pub struct BatchSteps<J, B, E, M> {
     pub mirror: M,
 }
 
-impl<J: JobStore, B: BatchLedger, E: EventPublisher, M: ScopeMirror> BatchSteps<J, B, E, M> {
+impl<J: JobStore, B: BatchLedger + EventOutbox, E: EventPublisher, M: ScopeMirror> BatchSteps<J, B, E, M> {
     async fn job_plan(&self, job_id: Uuid) -> Result<JobPlan, StepError> {
         self.jobs.plan(job_id).await?.ok_or_else(|| StepError::Fatal(format!("no job {job_id}")))
     }
@@ -492,28 +480,28 @@ impl<J: JobStore, B: BatchLedger, E: EventPublisher, M: ScopeMirror> BatchSteps<
     }
 
     /// Announces a posted job: its status `succeeded` with the clearance,
-    /// then `ClearancePosted` on the bus. Runs only once the ledger holds
-    /// the clearance; it is retried when it fails, never compensated.
+    /// then its `ClearancePosted` event out of the outbox (finalize wrote it
+    /// there with the clearance). Runs only once the ledger holds the
+    /// clearance; it is retried when the status write fails, never
+    /// compensated. A bus that refuses fails nothing: the event stays in
+    /// the outbox for the scheduled drain.
     ///
     /// # Errors
-    /// [`StepError::Retryable`] when the status or the event could not be
-    /// written.
+    /// [`StepError::Retryable`] when the status could not be written.
     pub async fn announce(&self, job_id: Uuid, now_secs: i64) -> Result<Uuid, StepError> {
         let plan = self.job_plan(job_id).await?;
         self.jobs.finish(job_id, JobState::Succeeded, Some(plan.clearance_id), None, now_secs).await?;
-        self.events
-            .publish(&ClearanceEvent {
-                event_id: ClearanceEvent::id_for("ClearancePosted", plan.clearance_id),
-                kind: "ClearancePosted",
-                clearance_id: plan.clearance_id,
-                job_id: Some(job_id),
-                treaty_id: plan.treaty_id.clone(),
-                operator_id: plan.owner.clone(),
-                row_count: plan.row_count,
-                error: None,
-            })
-            .await?;
+        publish_committed(&self.ledger, &self.events, plan.clearance_id).await;
         Ok(plan.clearance_id)
+    }
+
+    /// Publishes what the outbox holds (the scheduled drain): until it is
+    /// empty, the bus refuses, or `rounds` rounds ran.
+    ///
+    /// # Errors
+    /// [`StepError::Retryable`] when the outbox cannot be read or written.
+    pub async fn drain_outbox(&self, rounds: u32) -> Result<crate::outbox::Drained, StepError> {
+        Ok(crate::outbox::drain(&self.ledger, &self.events, None, rounds).await?)
     }
 
     /// Releases the job's pending rows and fails it with `failure`, unless
@@ -531,7 +519,20 @@ impl<J: JobStore, B: BatchLedger, E: EventPublisher, M: ScopeMirror> BatchSteps<
     ) -> Result<Compensation, StepError> {
         let plan = self.job_plan(job_id).await?;
         let scope = plan.scope()?;
-        let released = match self.ledger.release(&scope).await? {
+        let mut told = failure.clone();
+        told.conflicting_ids.truncate(crate::outbox::EVENT_IDS_MAX);
+        let failed = ClearanceEvent {
+            error: Some(told),
+            ..ClearanceEvent::new(
+                EventKind::ClearanceFailed,
+                plan.clearance_id,
+                Some(job_id),
+                &plan.treaty_id,
+                &plan.owner,
+                plan.row_count,
+            )
+        };
+        let released = match self.ledger.release(&scope, &failed).await? {
             Release::Released(released) => released,
             Release::ClearancePosted => {
                 tracing::warn!(%job_id, clearance_id = %plan.clearance_id, code = failure.code,
@@ -545,18 +546,7 @@ impl<J: JobStore, B: BatchLedger, E: EventPublisher, M: ScopeMirror> BatchSteps<
             }
         }
         self.jobs.finish(job_id, JobState::Failed, None, Some(failure), now_secs).await?;
-        self.events
-            .publish(&ClearanceEvent {
-                event_id: ClearanceEvent::id_for("ClearanceFailed", plan.clearance_id),
-                kind: "ClearanceFailed",
-                clearance_id: plan.clearance_id,
-                job_id: Some(job_id),
-                treaty_id: plan.treaty_id.clone(),
-                operator_id: plan.owner.clone(),
-                row_count: plan.row_count,
-                error: Some(failure.clone()),
-            })
-            .await?;
+        publish_committed(&self.ledger, &self.events, plan.clearance_id).await;
         Ok(Compensation::Released(released.rows))
     }
 }

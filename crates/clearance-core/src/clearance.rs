@@ -208,6 +208,11 @@ pub struct ClearanceHeader {
     pub snapshot_filter: String,
     pub version_token: String,
     pub idempotency_key: String,
+    /// The fingerprint of the request that posts it
+    /// ([`crate::idempotency::request_hash`]), kept with the clearance so
+    /// the key answers only this request, forever. Empty for a job planned
+    /// before fingerprints were kept.
+    pub request_hash: String,
 }
 
 /// Who reverses which clearance, why, under which idempotency key.
@@ -218,6 +223,8 @@ pub struct ReversalHeader {
     pub reason: ReversalReason,
     pub operator_id: String,
     pub idempotency_key: String,
+    /// The fingerprint of the reversal request.
+    pub request_hash: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

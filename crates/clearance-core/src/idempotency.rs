@@ -60,6 +60,28 @@ pub fn request_hash(method: &str, path: &str, body: &[u8]) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// A mutating request's idempotency key with its fingerprint: the ledger
+/// keeps both with what the request posted, so the key answers only this
+/// request for as long as the ledger lives (ADR 0005), not only while the
+/// idempotency record does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKey {
+    pub key: IdempotencyKey,
+    /// [`request_hash`] of the request.
+    pub request_hash: String,
+}
+
+impl RequestKey {
+    pub fn new(key: IdempotencyKey, method: &str, path: &str, body: &[u8]) -> Self {
+        let request_hash = request_hash(method, path, body);
+        Self { key, request_hash }
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.key.as_str()
+    }
+}
+
 /// A response kept for replay: status and body bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredResponse {

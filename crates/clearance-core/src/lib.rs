@@ -11,6 +11,7 @@ pub mod clearance;
 pub mod idempotency;
 pub mod ids;
 pub mod money;
+pub mod outbox;
 pub mod pages;
 pub mod period;
 pub mod ports;

@@ -165,8 +165,9 @@ pub enum LedgerWriteError {
     ClearanceNotFound,
     #[error("the clearance is already reversed")]
     AlreadyReversed,
-    /// The idempotency key is already bound to another posting.
-    #[error("the idempotency key is bound to another posting")]
+    /// The idempotency key is already bound to another request (another
+    /// body, or another kind of posting): nothing was written.
+    #[error("the idempotency key is bound to another request")]
     KeyBoundElsewhere,
     /// An invariant of the ledger does not hold (a locked total that
     /// differs from the plan, pending rows that are not the job's plan, a
@@ -196,16 +197,57 @@ impl Posted {
     }
 }
 
+/// A job's claim on its operator's idempotency key, kept in the ledger for
+/// good (the job's status item lives 7 days, its execution name 90).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobKey {
+    pub job_id: Uuid,
+    pub clearance_id: Uuid,
+    pub treaty_id: TreatyId,
+    pub row_count: u64,
+    pub operator_id: String,
+    pub idempotency_key: String,
+    pub request_hash: String,
+}
+
+/// What the ledger holds under a job's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobBinding {
+    /// The key was free: it is now this job's.
+    New,
+    /// The key is already this same request's job.
+    Same,
+}
+
+/// What an operator's idempotency key already did, for this request's
+/// fingerprint (another request's key is [`LedgerWriteError::KeyBoundElsewhere`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PriorUse {
+    /// Never used.
+    Free,
+    /// This request posted this clearance.
+    Posted(Uuid),
+    /// This request started a job, bound `age_secs` ago (by the ledger's
+    /// clock).
+    Job { clearance_id: Uuid, treaty_id: TreatyId, row_count: u64, age_secs: i64 },
+}
+
 /// The clearance ledger as the write path sees it. The guard lives in the
 /// adapter's transaction: a posting MUST check, lock and clear the rows,
-/// write header, lines and journal, bind the idempotency key and bump the
-/// scope version atomically, or do nothing.
+/// write header, lines and journal, bind the idempotency key with the
+/// request's fingerprint, record the event in the outbox and bump the scope
+/// version atomically, or do nothing. An operator's key binds one request
+/// (one fingerprint) for good, whether it posted a clearance, started a job
+/// or reversed a clearance.
 pub trait ClearanceLedger: Send + Sync {
-    /// Posts a clearance of `rows` of `treaty`.
+    /// Posts a clearance of `rows` of `treaty`, with its `ClearancePosted`
+    /// event in the outbox. When this request (same key, same fingerprint)
+    /// posted already, writes nothing and names that clearance.
     ///
     /// # Errors
     /// [`LedgerWriteError::StaleRows`] when any row moved (nothing written);
-    /// backend errors.
+    /// [`LedgerWriteError::KeyBoundElsewhere`] when the key is another
+    /// request's; backend errors.
     fn post(
         &self,
         treaty: &TreatyId,
@@ -215,7 +257,8 @@ pub trait ClearanceLedger: Send + Sync {
         header: &ClearanceHeader,
     ) -> impl Future<Output = Result<Posted, LedgerWriteError>> + Send;
 
-    /// Reverses a clearance: its rows open again with new versions.
+    /// Reverses a clearance: its rows open again with new versions, its
+    /// `ClearanceReversed` event in the outbox.
     ///
     /// # Errors
     /// [`LedgerWriteError::ClearanceNotFound`], [`LedgerWriteError::AlreadyReversed`],
@@ -224,6 +267,25 @@ pub trait ClearanceLedger: Send + Sync {
         &self,
         header: &ReversalHeader,
     ) -> impl Future<Output = Result<Posted, LedgerWriteError>> + Send;
+
+    /// What the key did before, if this request (its fingerprint) did it.
+    ///
+    /// # Errors
+    /// [`LedgerWriteError::KeyBoundElsewhere`] when another request (or a
+    /// reversal) holds the key; backend errors.
+    fn prior_use(
+        &self,
+        operator: &str,
+        key: &str,
+        request_hash: &str,
+    ) -> impl Future<Output = Result<PriorUse, LedgerWriteError>> + Send;
+
+    /// Binds the key to a job before the job exists anywhere else.
+    ///
+    /// # Errors
+    /// [`LedgerWriteError::KeyBoundElsewhere`] when the key is another
+    /// request's; backend errors.
+    fn bind_job(&self, job: &JobKey) -> impl Future<Output = Result<JobBinding, LedgerWriteError>> + Send;
 
     /// A clearance with its journal and reversal, or `None`.
     ///

@@ -11,18 +11,19 @@ use uuid::Uuid;
 
 use crate::access::Identity;
 use crate::batch::{
-    encode_chunk, job_id_for, plan_chunks, ClearanceEvent, EventPublisher, JobPlan, JobStarter, JobState,
-    JobStatus, JobStore,
+    encode_chunk, job_id_for, plan_chunks, JobFailure, JobPlan, JobStarter, JobState, JobStatus, JobStore,
 };
 use crate::clearance::{
     clearance_id_for, ClearanceHeader, ClearanceRecord, ClearanceRequest, Posting, PostingError,
     ReversalHeader, ReversalReason, Selection, SnapshotRowRef,
 };
-use crate::idempotency::IdempotencyKey;
+use crate::idempotency::RequestKey;
 use crate::ids::{TransactionId, TreatyId};
 use crate::money::{Amount, Currency};
+use crate::outbox::{publish_committed, EventOutbox, EventPublisher};
 use crate::ports::{
-    BackendError, ClearanceLedger, LedgerWriteError, ScopeMirror, SnapshotMeta, SnapshotStore,
+    BackendError, ClearanceLedger, JobKey, LedgerWriteError, PriorUse, ScopeMirror, SnapshotMeta,
+    SnapshotStore,
 };
 use crate::read::{each_snapshot_page, ReadError};
 use crate::transaction::{LedgerRow, TxnStatus};
@@ -116,6 +117,41 @@ impl From<LedgerWriteError> for WriteError {
             LedgerWriteError::KeyBoundElsewhere => Self::KeyBoundElsewhere,
             LedgerWriteError::Backend(e) => Self::Backend(e),
             LedgerWriteError::Invariant(what) => Self::Invariant(what),
+        }
+    }
+}
+
+/// A job whose status item is gone, as the ledger tells it: succeeded
+/// with its clearance when the ledger holds it, failed otherwise.
+struct LedgerTold<'a> {
+    job_id: Uuid,
+    treaty: &'a TreatyId,
+    clearance_id: Uuid,
+    posted: bool,
+    bound_at_secs: i64,
+}
+
+impl LedgerTold<'_> {
+    fn status(&self, who: &Identity, row_count: u64) -> JobStatus {
+        let error = (!self.posted).then(|| JobFailure {
+            code: "job_expired".into(),
+            message:
+                "this job ended more than 7 days ago without posting: start a new clearance with a new key"
+                    .into(),
+            conflicting_ids: Vec::new(),
+        });
+        JobStatus {
+            job_id: self.job_id,
+            owner: who.operator.clone(),
+            treaty_id: self.treaty.clone(),
+            state: if self.posted { JobState::Succeeded } else { JobState::Failed },
+            chunks_total: 0,
+            chunks_done: 0,
+            row_count,
+            clearance_id: self.posted.then_some(self.clearance_id),
+            error,
+            created_at_secs: self.bound_at_secs,
+            updated_at_secs: self.bound_at_secs,
         }
     }
 }
@@ -295,7 +331,7 @@ pub struct WriteService<S, G, M, J, R, E> {
 impl<S, G, M, J, R, E> WriteService<S, G, M, J, R, E>
 where
     S: SnapshotStore,
-    G: ClearanceLedger,
+    G: ClearanceLedger + EventOutbox,
     M: ScopeMirror,
     J: JobStore,
     R: JobStarter,
@@ -304,25 +340,6 @@ where
     pub fn new(ports: WritePorts<S, G, M, J, R, E>, config: WriteConfig) -> Self {
         let WritePorts { store, ledger, mirror, jobs, starter, events } = ports;
         Self { store, ledger, mirror, jobs, starter, events, config }
-    }
-
-    /// Publishes an event of a posting done in the request. The ledger holds
-    /// the posting whatever happens here: a bus failure is logged by the
-    /// caller's tracing and the answer stands (ADR 0006: no outbox yet).
-    async fn announce(&self, kind: &'static str, record: &ClearanceRecord) {
-        let event = ClearanceEvent {
-            event_id: ClearanceEvent::id_for(kind, record.clearance_id),
-            kind,
-            clearance_id: record.clearance_id,
-            job_id: None,
-            treaty_id: record.treaty_id.to_string(),
-            operator_id: record.reversal.as_ref().map_or(&record.operator_id, |r| &r.operator_id).clone(),
-            row_count: u64::from(record.row_count),
-            error: None,
-        };
-        if let Err(e) = self.events.publish(&event).await {
-            tracing::warn!(error = %e, event_id = %event.event_id, kind = event.kind, "event not published");
-        }
     }
 
     pub fn config(&self) -> WriteConfig {
@@ -377,10 +394,13 @@ where
         &self,
         who: &Identity,
         request: &ClearanceRequest,
-        key: &IdempotencyKey,
+        key: &RequestKey,
         now_secs: i64,
     ) -> Result<ClearOutcome, WriteError> {
         self.check_size(request)?;
+        if let Some(answer) = self.answered_before(who, key, now_secs).await? {
+            return Ok(answer);
+        }
         let started = Instant::now();
         let meta = self.owned_snapshot(who, request, now_secs).await?;
         let mut resolver = SelectionResolver::new(&request.selection, self.config.batch_rows_max);
@@ -403,6 +423,7 @@ where
             snapshot_filter: meta.filter.clone(),
             version_token: meta.version_token.to_string(),
             idempotency_key: key.as_str().to_owned(),
+            request_hash: key.request_hash.clone(),
         };
         if refs.len() > self.config.sync_rows_max {
             let status = self.start_job(who, key, &treaty, refs, request, &posting, header, now_secs).await?;
@@ -424,11 +445,57 @@ where
         })
         .await;
         let record = record?.ok_or_else(|| BackendError::new("a posted clearance could not be read back"))?;
-        if !posted.already_posted {
-            self.announce("ClearancePosted", &record).await;
-        }
+        // The event is in the outbox with the clearance; a replay publishes
+        // what an earlier attempt could not.
+        publish_committed(&self.ledger, &self.events, record.clearance_id).await;
         timings.read_back = reading.elapsed();
         Ok(ClearOutcome::Posted(Box::new(Cleared { record, already_posted: posted.already_posted, timings })))
+    }
+
+    /// The answer the ledger already holds for this request (same key, same
+    /// fingerprint), whatever expired since: its clearance, or its job (from
+    /// the job's status item while it lives, then from the ledger). `None`
+    /// when the request is to run: the key is free, or its job's creation
+    /// never completed. Read before the snapshot, which expires first.
+    async fn answered_before(
+        &self,
+        who: &Identity,
+        key: &RequestKey,
+        now_secs: i64,
+    ) -> Result<Option<ClearOutcome>, WriteError> {
+        let prior = self.ledger.prior_use(who.operator.as_str(), key.as_str(), &key.request_hash).await?;
+        match prior {
+            PriorUse::Free => Ok(None),
+            PriorUse::Posted(clearance_id) => {
+                let record = self.clearance(who, clearance_id).await?;
+                publish_committed(&self.ledger, &self.events, clearance_id).await;
+                let cleared = Cleared { record, already_posted: true, timings: ClearTimings::default() };
+                Ok(Some(ClearOutcome::Posted(Box::new(cleared))))
+            }
+            PriorUse::Job { clearance_id, treaty_id, row_count, age_secs } => {
+                let job_id = job_id_for(who.operator.as_str(), key.as_str());
+                if let Some(status) = self.jobs.status(job_id).await? {
+                    // A start that failed before its answer: start again
+                    // (a duplicate start is a no-op).
+                    if status.state == JobState::Running {
+                        self.starter.start(job_id).await?;
+                    }
+                    return Ok(Some(ClearOutcome::Started(status)));
+                }
+                let posted = self.ledger.clearance(clearance_id).await?.is_some();
+                if !posted && age_secs < JOB_TTL_SECS {
+                    return Ok(None);
+                }
+                let told = LedgerTold {
+                    job_id,
+                    treaty: &treaty_id,
+                    clearance_id,
+                    posted,
+                    bound_at_secs: now_secs - age_secs,
+                };
+                Ok(Some(ClearOutcome::Started(told.status(who, row_count))))
+            }
+        }
     }
 
     /// Creates the job of a selection above the sync limit (its plan and
@@ -438,7 +505,7 @@ where
     async fn start_job(
         &self,
         who: &Identity,
-        key: &IdempotencyKey,
+        key: &RequestKey,
         treaty: &TreatyId,
         refs: Vec<SnapshotRowRef>,
         request: &ClearanceRequest,
@@ -447,6 +514,17 @@ where
         now_secs: i64,
     ) -> Result<JobStatus, WriteError> {
         let job_id = job_id_for(who.operator.as_str(), key.as_str());
+        self.ledger
+            .bind_job(&JobKey {
+                job_id,
+                clearance_id: header.clearance_id,
+                treaty_id: treaty.clone(),
+                row_count: refs.len() as u64,
+                operator_id: header.operator_id.clone(),
+                idempotency_key: header.idempotency_key.clone(),
+                request_hash: header.request_hash.clone(),
+            })
+            .await?;
         let row_count = refs.len() as u64;
         let chunks = plan_chunks(refs);
         let first_period = chunks.first().and_then(|c| c.first()).map(|r| r.accounting_period);
@@ -479,6 +557,7 @@ where
             snapshot_filter: header.snapshot_filter,
             version_token: header.version_token,
             idempotency_key: header.idempotency_key,
+            request_hash: header.request_hash,
         };
         let status = JobStatus {
             job_id,
@@ -521,7 +600,7 @@ where
         who: &Identity,
         id: Uuid,
         reason: ReversalReason,
-        key: &IdempotencyKey,
+        key: &RequestKey,
     ) -> Result<Cleared, WriteError> {
         let record = self.clearance(who, id).await?;
         let header = ReversalHeader {
@@ -530,6 +609,7 @@ where
             reason,
             operator_id: who.operator.as_str().to_owned(),
             idempotency_key: key.as_str().to_owned(),
+            request_hash: key.request_hash.clone(),
         };
         let started = Instant::now();
         let posted = self.ledger.reverse(&header).await?;
@@ -544,9 +624,7 @@ where
             .clearance(id)
             .await?
             .ok_or_else(|| BackendError::new("a reversed clearance could not be read back"))?;
-        if !posted.already_posted {
-            self.announce("ClearanceReversed", &record).await;
-        }
+        publish_committed(&self.ledger, &self.events, id).await;
         let timings =
             ClearTimings { ledger, read_back: started.elapsed() - ledger, ..ClearTimings::default() };
         Ok(Cleared { record, already_posted: posted.already_posted, timings })

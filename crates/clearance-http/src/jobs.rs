@@ -26,28 +26,17 @@ impl<J: JobStore> JobsApi<J> {
             (&Method::GET, ["v1", "jobs", id]) => {
                 let who = identity(request.identity)?;
                 let id = clearance_core::text::parse_uuid(id).ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_job_id",
-                        "a job id is a lower-case hyphenated UUID",
-                    )
-                    .with_field("id")
-                })?;
-                let not_found = || {
-                    ApiError::new(StatusCode::NOT_FOUND, "job_not_found", "no such job for you")
+                    ApiError::new("invalid_job_id", "a job id is a lower-case hyphenated UUID")
                         .with_field("id")
-                };
+                })?;
+                let not_found = || ApiError::new("job_not_found", "no such job for you").with_field("id");
                 let job = self
                     .jobs
                     .status(id)
                     .await
                     .map_err(|e| {
                         tracing::error!(error = %e, "job store unavailable");
-                        ApiError::new(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "backend_unavailable",
-                            "a backend is unavailable: retry shortly",
-                        )
+                        ApiError::new("backend_unavailable", "a backend is unavailable: retry shortly")
                     })?
                     .filter(|job| job.owner == who.operator && who.entitlement.allows(&job.treaty_id))
                     .ok_or_else(not_found)?;

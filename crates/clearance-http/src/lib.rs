@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod cors;
+pub mod errors;
 mod jobs;
 pub mod metrics;
 mod read;
@@ -84,7 +85,9 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error answered with `code`'s status from [`errors::status_of`].
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        let status = errors::status_of(code);
         Self { status, code, message: message.into(), field: None, details: Vec::new(), allow: None }
     }
 
@@ -121,14 +124,7 @@ impl ApiError {
 
 impl From<InputError> for ApiError {
     fn from(err: InputError) -> Self {
-        // Malformed input is 400; a well-formed request whose parts do not
-        // fit together (a period range running backwards) is 422.
-        let status = match err.code {
-            "invalid_identity" => StatusCode::UNAUTHORIZED,
-            "invalid_period_range" => StatusCode::UNPROCESSABLE_ENTITY,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        Self { field: Some(err.field), ..Self::new(status, err.code, err.message) }
+        Self { field: Some(err.field), ..Self::new(err.code, err.message) }
     }
 }
 
@@ -136,38 +132,27 @@ impl From<ReadError> for ApiError {
     fn from(err: ReadError) -> Self {
         match err {
             ReadError::NotEntitled(treaty) => ApiError::new(
-                StatusCode::FORBIDDEN,
                 "not_entitled",
                 format!("you are not entitled to treaty {treaty} (or it does not exist)"),
             )
             .with_field("/treaty_ids"),
             ReadError::SnapshotNotFound => ApiError::new(
-                StatusCode::NOT_FOUND,
                 "snapshot_not_found",
                 "no such snapshot for you, or it expired: run the search again",
             )
             .with_field("id"),
             ReadError::PageOutOfRange { number, page_count } => ApiError::new(
-                StatusCode::NOT_FOUND,
                 "page_out_of_range",
                 format!("page {number} does not exist: pages are 0 to {}", page_count.saturating_sub(1)),
             )
             .with_field("n"),
             ReadError::Backend(e) => {
                 tracing::error!(error = %e, "backend unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "backend_unavailable",
-                    "a backend is unavailable: retry shortly",
-                )
+                ApiError::new("backend_unavailable", "a backend is unavailable: retry shortly")
             }
             ReadError::Chunk(e) => {
                 tracing::error!(error = %e, "snapshot chunk error");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "the snapshot could not be read: run the search again",
-                )
+                ApiError::new("internal_error", "the snapshot could not be read: run the search again")
             }
         }
     }
@@ -204,11 +189,7 @@ pub struct ApiRequest<'a> {
 
 pub(crate) fn identity(identity: Option<Result<Identity, InputError>>) -> Result<Identity, ApiError> {
     match identity {
-        None => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "sign in: the request carries no identity",
-        )),
+        None => Err(ApiError::new("unauthenticated", "sign in: the request carries no identity")),
         Some(Err(e)) => Err(ApiError::from(e)),
         Some(Ok(who)) => Ok(who),
     }
@@ -220,11 +201,7 @@ pub(crate) fn identity(identity: Option<Result<Identity, InputError>>) -> Result
 /// As said.
 pub fn check_body_size(body: &[u8], max: usize) -> Result<(), ApiError> {
     if body.len() > max {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the body is over {max} bytes"),
-        ));
+        return Err(ApiError::new("body_too_large", format!("the body is over {max} bytes")));
     }
     Ok(())
 }
@@ -234,7 +211,6 @@ pub(crate) fn method_not_allowed(allow: &'static str) -> ApiError {
     ApiError {
         allow: Some(allow),
         ..ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             format!("this route takes {allow} (and OPTIONS from a browser)"),
         )
@@ -242,7 +218,7 @@ pub(crate) fn method_not_allowed(allow: &'static str) -> ApiError {
 }
 
 pub(crate) fn route_not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route")
+    ApiError::new("route_not_found", "no such route")
 }
 
 /// Parses and validates a search body. No IO happens before this succeeds.
@@ -261,17 +237,12 @@ pub fn parse_search(body: &[u8]) -> Result<SearchFilter, ApiError> {
 /// [`ApiError`] 400 `invalid_page_number`.
 pub fn parse_page_number(raw: &str) -> Result<u32, ApiError> {
     if raw.is_empty() || raw.len() > PAGE_DIGITS_MAX || !raw.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_page_number",
-            "a page number is 0 or more, in digits",
-        )
-        .with_field("n"));
+        return Err(
+            ApiError::new("invalid_page_number", "a page number is 0 or more, in digits").with_field("n")
+        );
     }
-    raw.parse().map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_page_number", "a page number is 0 or more")
-            .with_field("n")
-    })
+    raw.parse()
+        .map_err(|_| ApiError::new("invalid_page_number", "a page number is 0 or more").with_field("n"))
 }
 
 /// Parses the page query: `sort`, `cedent_id`, `currency`; anything else is
@@ -282,14 +253,13 @@ pub fn parse_page_number(raw: &str) -> Result<u32, ApiError> {
 pub fn parse_view(query: Option<&str>) -> Result<ViewSpec, ApiError> {
     let query = query.unwrap_or("");
     if query.len() > QUERY_BYTES_MAX {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "the query string is too long"));
+        return Err(ApiError::new("invalid_query", "the query string is too long"));
     }
     let (mut sort, mut cedent, mut currency) = (None, None, None);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let value = wire::percent_decode(value).ok_or_else(|| {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "bad percent-encoding")
-                .with_field(key.to_owned())
+            ApiError::new("invalid_query", "bad percent-encoding").with_field(key.to_owned())
         })?;
         let slot = match key {
             "sort" => &mut sort,
@@ -297,7 +267,6 @@ pub fn parse_view(query: Option<&str>) -> Result<ViewSpec, ApiError> {
             "currency" => &mut currency,
             other => {
                 return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
                     "unknown_parameter",
                     "the page query takes sort, cedent_id and currency",
                 )
@@ -305,12 +274,9 @@ pub fn parse_view(query: Option<&str>) -> Result<ViewSpec, ApiError> {
             }
         };
         if slot.replace(value).is_some() {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "duplicate_parameter",
-                "give each parameter once",
-            )
-            .with_field(key.to_owned()));
+            return Err(
+                ApiError::new("duplicate_parameter", "give each parameter once").with_field(key.to_owned())
+            );
         }
     }
     Ok(ViewSpec::parse(sort.as_deref(), cedent.as_deref(), currency.as_deref())?)
@@ -342,8 +308,7 @@ mod error_tests {
 
     #[test]
     fn an_unavailable_backend_says_when_to_retry_and_a_wrong_method_which_to_use() {
-        let unavailable =
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "backend_unavailable", "retry").into_response();
+        let unavailable = ApiError::new("backend_unavailable", "retry").into_response();
         assert_eq!(
             unavailable.headers().get(http::header::RETRY_AFTER).map(|v| v.as_bytes()),
             Some(&b"1"[..])
@@ -351,7 +316,7 @@ mod error_tests {
         let wrong = method_not_allowed("POST").into_response();
         assert_eq!(wrong.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(wrong.headers().get(http::header::ALLOW).map(|v| v.as_bytes()), Some(&b"POST"[..]));
-        let bad = ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "no").into_response();
+        let bad = ApiError::new("invalid_query", "no").into_response();
         assert!(bad.headers().get(http::header::RETRY_AFTER).is_none());
     }
 }

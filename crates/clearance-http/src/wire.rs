@@ -4,7 +4,6 @@ use clearance_core::batch::JobStatus;
 use clearance_core::clearance::{ClearanceInput, ClearanceRecord, JournalLine};
 use clearance_core::read::{Page, SearchOutcome};
 use clearance_core::snapshot::FilterInput;
-use http::StatusCode;
 use serde::Deserialize;
 
 use crate::ApiError;
@@ -223,8 +222,7 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
             let name = pointer.rsplit('/').next().unwrap_or("");
             if SERVER_OWNED_FIELDS.contains(&name) {
                 let message = format!("{name} is set by the server and cannot be sent");
-                return ApiError::new(StatusCode::BAD_REQUEST, "read_only_field", message)
-                    .with_field(pointer);
+                return ApiError::new("read_only_field", message).with_field(pointer);
             }
             ("unknown_field", pointer)
         } else if let Some(name) = message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
@@ -232,14 +230,14 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
         } else {
             ("invalid_type", pointer)
         };
-        let error = ApiError::new(StatusCode::BAD_REQUEST, code, message);
+        let error = ApiError::new(code, message);
         if field.is_empty() {
             error
         } else {
             error.with_field(field)
         }
     })?;
-    de.end().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))?;
+    de.end().map_err(|e| ApiError::new("malformed_json", e.to_string()))?;
     Ok(value)
 }
 

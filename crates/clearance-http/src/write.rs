@@ -6,12 +6,13 @@ use std::future::Future;
 
 use bytes::Bytes;
 use clearance_core::access::Identity;
-use clearance_core::batch::{EventPublisher, JobStarter, JobStore};
+use clearance_core::batch::{JobStarter, JobStore};
 use clearance_core::clearance::{ClearanceRequest, PostingError, ReversalReason};
 use clearance_core::idempotency::{
-    self, request_hash, Decision, IdempotencyConfig, IdempotencyError, IdempotencyKey, IdempotencyStore,
+    self, Decision, IdempotencyConfig, IdempotencyError, IdempotencyKey, IdempotencyStore, RequestKey,
     StoredResponse,
 };
+use clearance_core::outbox::{EventOutbox, EventPublisher};
 use clearance_core::ports::{ClearanceLedger, ScopeMirror, SnapshotStore};
 use clearance_core::write::{ClearOutcome, ClearTimings, WriteError, WriteService};
 use http::{HeaderValue, Method, Response, StatusCode};
@@ -37,43 +38,29 @@ fn moved_ids(ids: &[Uuid]) -> serde_json::Value {
 
 impl From<WriteError> for ApiError {
     fn from(err: WriteError) -> Self {
-        let conflict = StatusCode::CONFLICT;
-        let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
         match err {
-            WriteError::NotEntitled(treaty) => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "not_entitled",
+            WriteError::NotEntitled(treaty) => ApiError::new("not_entitled",
                 format!("you are not entitled to treaty {treaty} (or it does not exist)"),
             ),
-            WriteError::SnapshotNotFound => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "snapshot_not_found",
+            WriteError::SnapshotNotFound => ApiError::new("snapshot_not_found",
                 "no such snapshot for you, or it expired: run the search again",
             )
             .with_field("/snapshot_id"),
-            WriteError::VersionTokenMismatch => ApiError::new(
-                conflict,
-                "version_token_mismatch",
+            WriteError::VersionTokenMismatch => ApiError::new("version_token_mismatch",
                 "the version token is not the snapshot's: send the one the search returned",
             )
             .with_field("/version_token"),
-            WriteError::UnknownIds { field, ids } => ApiError::new(
-                unprocessable,
-                "unknown_ids",
+            WriteError::UnknownIds { field, ids } => ApiError::new("unknown_ids",
                 "these ids are not rows of the snapshot: select from the snapshot's pages",
             )
             .with_field(field)
             .with_detail("ids", moved_ids(&ids)),
-            WriteError::RowsNotOpen(ids) => ApiError::new(
-                unprocessable,
-                "rows_not_open",
+            WriteError::RowsNotOpen(ids) => ApiError::new("rows_not_open",
                 "these rows were not open in the snapshot: only open rows can be cleared",
             )
             .with_field("/selection")
             .with_detail("ids", moved_ids(&ids)),
-            WriteError::SpansTreaties(treaties) => ApiError::new(
-                unprocessable,
-                "selection_spans_treaties",
+            WriteError::SpansTreaties(treaties) => ApiError::new("selection_spans_treaties",
                 format!(
                     "a clearance clears rows of one treaty; this selection spans {}",
                     treaties.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
@@ -81,26 +68,20 @@ impl From<WriteError> for ApiError {
             )
             .with_field("/selection"),
             WriteError::EmptySelection => {
-                ApiError::new(unprocessable, "empty_selection", "the selection holds no open row")
+                ApiError::new("no_open_rows", "the selection holds no row that is open in the snapshot")
                     .with_field("/selection")
             }
-            WriteError::TooLarge { rows, max } => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "selection_too_large",
+            WriteError::TooLarge { rows, max } => ApiError::new("selection_too_large",
                 format!("{rows} rows is more than the {max} one clearance job takes: split the selection"),
             )
             .with_field("/selection")
             .with_detail("row_count", rows)
             .with_detail("batch_rows_max", max),
-            WriteError::Posting(PostingError::CurrencyMismatch { check, found }) => ApiError::new(
-                unprocessable,
-                "currency_mismatch",
+            WriteError::Posting(PostingError::CurrencyMismatch { check, found }) => ApiError::new("currency_mismatch",
                 format!("the selected rows are in {found}, the check in {check}"),
             )
             .with_field("/check/currency"),
-            WriteError::Posting(PostingError::AmountMismatch { selected, check }) => ApiError::new(
-                unprocessable,
-                "amount_mismatch",
+            WriteError::Posting(PostingError::AmountMismatch { selected, check }) => ApiError::new("amount_mismatch",
                 format!(
                     "the selected rows total {selected}, the check is {check}: change the selection, \
                      or set allow_difference to book a difference within the currency's tolerance to \
@@ -110,15 +91,11 @@ impl From<WriteError> for ApiError {
             .with_field("/check/amount")
             .with_detail("selected_total", selected.to_string())
             .with_detail("check_amount", check.to_string()),
-            WriteError::Posting(PostingError::Range) => ApiError::new(
-                unprocessable,
-                "amount_out_of_range",
+            WriteError::Posting(PostingError::Range) => ApiError::new("amount_out_of_range",
                 "the totals leave the ledger's range (18 digits, 2 decimals)",
             )
             .with_field("/check/amount"),
-            WriteError::Posting(PostingError::DifferenceOutOfTolerance { difference, bound }) => ApiError::new(
-                unprocessable,
-                "difference_out_of_tolerance",
+            WriteError::Posting(PostingError::DifferenceOutOfTolerance { difference, bound }) => ApiError::new("difference_out_of_tolerance",
                 format!(
                     "the check differs from the selected rows by {difference}, beyond the {bound} this currency \
                      allows: change the selection, or (for an overpayment) set overpayment_to_unapplied"
@@ -127,26 +104,22 @@ impl From<WriteError> for ApiError {
             .with_field("/check/amount")
             .with_detail("difference", difference.to_string())
             .with_detail("allowed_difference", bound.to_string()),
-            WriteError::Stale(ids) => ApiError::new(
-                conflict,
-                "stale_snapshot",
+            WriteError::Stale(ids) => ApiError::new("stale_snapshot",
                 "rows moved since your search (cleared or reversed by someone else): search again",
             )
             .with_field("/selection")
             .with_detail("moved_ids", moved_ids(&ids)),
             WriteError::ClearanceNotFound => {
-                ApiError::new(StatusCode::NOT_FOUND, "clearance_not_found", "no such clearance for you")
+                ApiError::new("clearance_not_found", "no such clearance for you")
                     .with_field("id")
             }
             WriteError::AlreadyReversed => {
-                ApiError::new(conflict, "already_reversed", "this clearance is already reversed")
+                ApiError::new("already_reversed", "this clearance is already reversed")
             }
             WriteError::KeyBoundElsewhere => idempotency_error(IdempotencyError::KeyReused),
             WriteError::Backend(e) => {
                 tracing::error!(error = %e, "backend unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "backend_unavailable",
+                ApiError::new("backend_unavailable",
                     "a backend is unavailable: retry shortly with the same Idempotency-Key",
                 )
             }
@@ -154,18 +127,14 @@ impl From<WriteError> for ApiError {
                 // Not an outage: logged with the ids the message names, and
                 // answered so that no client retries it as one.
                 tracing::error!(invariant = %what, "ledger invariant broken: nothing written");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_invariant",
+                ApiError::new("internal_invariant",
                     "the ledger refused this posting as inconsistent; nothing was written: do not retry, \
                      report it",
                 )
             }
             WriteError::Snapshot(e) => {
                 tracing::error!(error = %e, "snapshot unreadable");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
+                ApiError::new("internal_error",
                     "the snapshot could not be read: run the search again",
                 )
             }
@@ -191,13 +160,11 @@ fn server_timing(response: &mut Response<Bytes>, timings: &ClearTimings) {
 fn idempotency_error(err: IdempotencyError) -> ApiError {
     match err {
         IdempotencyError::KeyReused => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
             "idempotency_key_reused",
             "this Idempotency-Key was used for a different request: use a fresh key per action",
         )
         .with_field("Idempotency-Key"),
         IdempotencyError::InFlight => ApiError::new(
-            StatusCode::CONFLICT,
             "request_in_flight",
             "the first request with this Idempotency-Key is still running: retry in a moment",
         )
@@ -205,7 +172,6 @@ fn idempotency_error(err: IdempotencyError) -> ApiError {
         IdempotencyError::Backend(e) => {
             tracing::error!(error = %e, "idempotency store unavailable");
             ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
                 "backend_unavailable",
                 "a backend is unavailable: retry shortly with the same Idempotency-Key",
             )
@@ -235,24 +201,22 @@ pub fn parse_reversal(body: &[u8]) -> Result<ReversalReason, ApiError> {
 
 fn parse_clearance_id(raw: &str) -> Result<Uuid, ApiError> {
     clearance_core::text::parse_uuid(raw).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_clearance_id",
-            "a clearance id is a lower-case hyphenated UUID",
-        )
-        .with_field("id")
+        ApiError::new("invalid_clearance_id", "a clearance id is a lower-case hyphenated UUID")
+            .with_field("id")
     })
 }
 
-fn idempotency_key(request: &ApiRequest<'_>) -> Result<IdempotencyKey, ApiError> {
+/// The request's idempotency key with the request's fingerprint (method,
+/// path without the stage, body).
+fn idempotency_key(request: &ApiRequest<'_>) -> Result<RequestKey, ApiError> {
     let raw = match request.headers.get("idempotency-key") {
         None => None,
         Some(value) => Some(value.to_str().map_err(|_| {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_idempotency_key", "the key is plain ASCII")
-                .with_field("Idempotency-Key")
+            ApiError::new("invalid_idempotency_key", "the key is plain ASCII").with_field("Idempotency-Key")
         })?),
     };
-    Ok(IdempotencyKey::parse(raw)?)
+    let key = IdempotencyKey::parse(raw)?;
+    Ok(RequestKey::new(key, request.method.as_str(), request.path, request.body))
 }
 
 /// The write API over the write service and an idempotency store.
@@ -265,7 +229,7 @@ pub struct WriteApi<S, G, M, J, R, E, I> {
 impl<S, G, M, J, R, E, I> WriteApi<S, G, M, J, R, E, I>
 where
     S: SnapshotStore,
-    G: ClearanceLedger,
+    G: ClearanceLedger + EventOutbox,
     M: ScopeMirror,
     J: JobStore,
     R: JobStarter,
@@ -371,7 +335,7 @@ where
     async fn idempotent<F, Fut>(
         &self,
         who: &Identity,
-        key: &IdempotencyKey,
+        request_key: &RequestKey,
         request: &ApiRequest<'_>,
         execute: F,
     ) -> Result<Response<Bytes>, ApiError>
@@ -379,9 +343,9 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Response<Bytes>, ApiError>>,
     {
-        let hash = request_hash(request.method.as_str(), request.path, request.body);
+        let (key, hash) = (&request_key.key, &request_key.request_hash);
         let decision =
-            idempotency::begin(&self.idempotency, self.config, &who.operator, key, &hash, request.now_secs)
+            idempotency::begin(&self.idempotency, self.config, &who.operator, key, hash, request.now_secs)
                 .await
                 .map_err(idempotency_error)?;
         let lease_until_secs = match decision {
@@ -393,18 +357,23 @@ where
                 return Ok(response);
             }
         };
-        let response = match execute().await {
+        let outcome = execute().await;
+        // The ledger says the key is another request's (its record had
+        // expired): this request keeps no record, so the original request
+        // is still answered under the key.
+        let foreign = matches!(&outcome, Err(e) if e.code == "idempotency_key_reused");
+        let response = match outcome {
             Ok(response) => response,
             Err(err) => err.into_response(),
         };
-        if response.status().is_server_error() {
-            if let Err(e) = self.idempotency.release(&who.operator, key, &hash, lease_until_secs).await {
+        if response.status().is_server_error() || foreign {
+            if let Err(e) = self.idempotency.release(&who.operator, key, hash, lease_until_secs).await {
                 tracing::warn!(error = %e, "could not release an idempotency key; it frees when its lease lapses");
             }
         } else {
             let stored =
                 StoredResponse { status: response.status().as_u16(), body: response.body().to_vec() };
-            if let Err(e) = self.idempotency.complete(&who.operator, key, &hash, &stored).await {
+            if let Err(e) = self.idempotency.complete(&who.operator, key, hash, &stored).await {
                 // The ledger holds the key too: a retry after the lease
                 // lapses re-runs and gets the posted clearance back.
                 tracing::warn!(error = %e, "could not store an idempotent response");
@@ -417,7 +386,7 @@ where
 impl<S, G, M, J, R, E, I> Api for WriteApi<S, G, M, J, R, E, I>
 where
     S: SnapshotStore,
-    G: ClearanceLedger,
+    G: ClearanceLedger + EventOutbox,
     M: ScopeMirror,
     J: JobStore,
     R: JobStarter,

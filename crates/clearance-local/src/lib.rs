@@ -7,6 +7,7 @@ pub mod moto;
 pub mod server;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use clearance_core::batch::{BatchSteps, JobStarter};
 use clearance_core::idempotency::IdempotencyConfig;
@@ -32,6 +33,29 @@ pub type Write<R = Runner> = WriteApi<
     DynamoIdempotencyStore,
 >;
 pub type Jobs = JobsApi<DynamoJobStore>;
+
+/// How often the local server drains the event outbox when
+/// `CLEARANCE_OUTBOX_DRAIN_SECS` does not say (in AWS an EventBridge
+/// schedule invokes the batch function every minute).
+pub const OUTBOX_DRAIN_EVERY_DEFAULT: Duration = Duration::from_secs(10);
+
+/// Drains the event outbox every `every`, as the schedule does in AWS,
+/// for as long as the process runs: what a request could not publish
+/// (the bus down) goes out once the bus is back.
+pub async fn drain_outbox_every(steps: Arc<Steps>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        match steps.drain_outbox(clearance_workflow::task::SCHEDULED_DRAIN_ROUNDS).await {
+            Ok(drained) if drained.published > 0 || drained.left > 0 => {
+                tracing::info!(published = drained.published, left = drained.left, "outbox drained");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "the outbox could not be drained: next round"),
+        }
+    }
+}
 
 /// Where things live and the limits they run with.
 #[derive(Debug, Clone)]
@@ -160,7 +184,7 @@ impl<R: JobStarter + 'static> Api for LocalStack<R> {
         } else if self.jobs.serves(request.path) {
             self.jobs.handle(request).await
         } else {
-            ApiError::new(http::StatusCode::NOT_FOUND, "route_not_found", "no such route").into_response()
+            ApiError::new("route_not_found", "no such route").into_response()
         }
     }
 }

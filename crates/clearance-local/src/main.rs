@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clearance_core::batch::JobStarter;
@@ -19,6 +20,17 @@ use clearance_pg::PoolLimits;
 /// a Lambda instance's two.
 const DB_CONNECTIONS_MAX: u32 = 16;
 
+/// `CLEARANCE_OUTBOX_DRAIN_SECS`: 1 to 3600 seconds between drains.
+fn outbox_drain_every() -> Result<Duration, ConfigError> {
+    let Ok(raw) = std::env::var("CLEARANCE_OUTBOX_DRAIN_SECS") else {
+        return Ok(clearance_local::OUTBOX_DRAIN_EVERY_DEFAULT);
+    };
+    match raw.trim().parse::<u64>() {
+        Ok(secs @ 1..=3600) => Ok(Duration::from_secs(secs)),
+        _ => Err(ConfigError::new("CLEARANCE_OUTBOX_DRAIN_SECS", "a whole number of seconds from 1 to 3600")),
+    }
+}
+
 fn cors_origins() -> Result<Vec<String>, ConfigError> {
     let list = std::env::var("CLEARANCE_CORS_ORIGINS")
         .unwrap_or_else(|_| clearance_http::cors::LOCAL_ORIGINS_DEFAULT.to_owned());
@@ -32,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
     let env = ReadEnv::from_env()?;
     let write_env = WriteEnv::from_env()?;
     let origins = cors_origins()?;
+    let drain_every = outbox_drain_every()?;
     let addr: SocketAddr = std::env::var("CLEARANCE_ADDR")
         .unwrap_or_else(|_| "127.0.0.1:8080".into())
         .parse()
@@ -88,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("clearance-local: resuming job {job_id}");
         runner.start(job_id).await.context("resuming a job")?;
     }
+    tokio::spawn(clearance_local::drain_outbox_every(Arc::clone(&app.steps), drain_every));
     let router = clearance_local::server::router(app, &origins);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     eprintln!("clearance-local: serving on http://{addr} (CORS origins: {})", origins.join(", "));

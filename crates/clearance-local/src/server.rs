@@ -34,12 +34,8 @@ async fn handle<R: JobStarter + 'static>(
 ) -> Response {
     let (parts, body) = request.into_parts();
     let response = match axum::body::to_bytes(body, BODY_BYTES_MAX).await {
-        Err(_) => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the body is over {BODY_BYTES_MAX} bytes"),
-        )
-        .into_response(),
+        Err(_) => ApiError::new("body_too_large", format!("the body is over {BODY_BYTES_MAX} bytes"))
+            .into_response(),
         Ok(body) => {
             let now_secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
             let request = ApiRequest {

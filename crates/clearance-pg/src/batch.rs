@@ -17,6 +17,8 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use clearance_core::batch::{BatchLedger, JobScope, Release};
 use clearance_core::clearance::{Check, ClearanceHeader, Posting, SnapshotRowRef};
+use clearance_core::outbox::{ClearanceEvent, EventKind, EventOutbox};
+use clearance_core::ports::BackendError;
 use clearance_core::ports::{LedgerWriteError, Posted};
 use rust_decimal::Decimal;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -163,12 +165,21 @@ impl BatchLedger for PgBatchLedger {
         .rows_affected();
         assert_eq!(cleared, row_count, "cleared rows must equal the job's pending rows under the locks");
         write_journal(&mut tx, scope.clearance_id, check, posting).await?;
+        let event = ClearanceEvent::new(
+            EventKind::ClearancePosted,
+            scope.clearance_id,
+            Some(scope.job_id),
+            scope.treaty.as_str(),
+            &header.operator_id,
+            row_count,
+        );
+        crate::outbox::record(&mut tx, &event).await?;
         let scope_version = bump_scope(&mut tx, &scope.treaty).await?;
         tx.commit().await.context("committing a finalize").map_err(db)?;
         Ok(Posted { clearance_id: scope.clearance_id, rows: cleared, scope_version, already_posted: false })
     }
 
-    async fn release(&self, scope: &JobScope) -> Result<Release, LedgerWriteError> {
+    async fn release(&self, scope: &JobScope, failed: &ClearanceEvent) -> Result<Release, LedgerWriteError> {
         let treaty_sql = treaty_literal(&scope.treaty);
         let mut tx = self.pool.begin().await.context("starting a release").map_err(db)?;
         // Holding the pending rows first: a finalize still committing has
@@ -185,7 +196,9 @@ impl BatchLedger for PgBatchLedger {
         if posted {
             return Ok(Release::ClearancePosted);
         }
+        crate::outbox::record(&mut tx, failed).await?;
         if pending.is_empty() {
+            tx.commit().await.context("committing a release").map_err(db)?;
             return Ok(Release::Released(Posted::already(scope.clearance_id)));
         }
         let released = sqlx::query(&format!(
@@ -208,5 +221,20 @@ impl BatchLedger for PgBatchLedger {
             scope_version,
             already_posted: false,
         }))
+    }
+}
+
+impl EventOutbox for PgBatchLedger {
+    async fn claim(
+        &self,
+        only: Option<Uuid>,
+        limit: u32,
+        claim_secs: u32,
+    ) -> Result<Vec<ClearanceEvent>, BackendError> {
+        crate::outbox::claim(&self.pool, only, limit, claim_secs).await
+    }
+
+    async fn settle(&self, published: &[Uuid], unpublished: &[Uuid]) -> Result<(), BackendError> {
+        crate::outbox::settle(&self.pool, published, unpublished).await
     }
 }

@@ -13,7 +13,10 @@ use clearance_core::clearance::{
     Account, Check, ClearanceRecord, JournalLine, Posting, ReversalHeader, ReversalRecord,
 };
 pub use clearance_core::clearance::{ClearanceHeader, SnapshotRowRef};
-use clearance_core::ports::{BackendError, ClearanceLedger, LedgerWriteError, Posted};
+use clearance_core::outbox::{ClearanceEvent, EventKind, EventOutbox};
+use clearance_core::ports::{
+    BackendError, ClearanceLedger, JobBinding, JobKey, LedgerWriteError, Posted, PriorUse,
+};
 use clearance_core::{Amount, Currency, TreatyId};
 use rust_decimal::Decimal;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -114,8 +117,9 @@ pub(crate) async fn insert_header(
         .map_err(|_| HeaderError::Ledger(db(anyhow::anyhow!("{row_count} rows in one clearance"))))?;
     let inserted = sqlx::query(
         "INSERT INTO clearances (clearance_id, treaty_id, check_number, check_amount, currency, received_on,
-            cleared_total, difference, row_count, operator_id, snapshot_id, snapshot_filter, version_token, idempotency_key)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14)",
+            cleared_total, difference, row_count, operator_id, snapshot_id, snapshot_filter, version_token, idempotency_key,
+            request_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15)",
     )
     .bind(header.clearance_id)
     .bind(treaty.as_str())
@@ -131,6 +135,7 @@ pub(crate) async fn insert_header(
     .bind(&header.snapshot_filter)
     .bind(&header.version_token)
     .bind(&header.idempotency_key)
+    .bind(fingerprint(&header.request_hash))
     .execute(&mut **tx)
     .await;
     match inserted {
@@ -269,18 +274,139 @@ pub(crate) async fn lock_rows(
     .map_err(db)
 }
 
-/// The clearance already posted under this operator's key, if any.
-async fn posted_under_key(
-    tx: &mut Transaction<'_, Postgres>,
+/// A fingerprint as stored: none for a job planned before they were kept.
+pub(crate) fn fingerprint(request_hash: &str) -> Option<&str> {
+    (!request_hash.is_empty()).then_some(request_hash)
+}
+
+/// What an operator's idempotency key is bound to in the ledger.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct KeyUse {
+    /// `clearance`, `job` or `reversal`.
+    pub kind: String,
+    /// The clearance posted, to be posted by the job, or reversed.
+    pub clearance_id: Uuid,
+    pub request_hash: Option<String>,
+    /// Seconds since the key was bound, by the database's clock.
+    pub age_secs: i64,
+    /// The treaty and rows of a clearance or a job (none for a reversal).
+    pub treaty_id: Option<String>,
+    pub row_count: Option<i32>,
+}
+
+impl KeyUse {
+    /// Whether the key was bound by the request with this fingerprint (a
+    /// row from before fingerprints were kept cannot say otherwise).
+    pub fn same_request(&self, request_hash: &str) -> bool {
+        match (self.request_hash.as_deref(), fingerprint(request_hash)) {
+            (Some(kept), Some(this)) => kept == this,
+            _ => true,
+        }
+    }
+}
+
+/// Every use of `key` by `operator`: one indexed probe per table.
+pub(crate) async fn key_uses<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
     operator: &str,
     key: &str,
+) -> Result<Vec<KeyUse>, LedgerWriteError> {
+    sqlx::query_as(
+        "SELECT 'clearance' AS kind, clearance_id, request_hash,
+                extract(epoch FROM now() - created_at)::bigint AS age_secs, treaty_id, row_count
+         FROM clearances WHERE operator_id = $1 AND idempotency_key = $2
+         UNION ALL
+         SELECT 'job', clearance_id, request_hash, extract(epoch FROM now() - created_at)::bigint,
+                treaty_id, row_count
+         FROM clearance_jobs WHERE operator_id = $1 AND idempotency_key = $2
+         UNION ALL
+         SELECT 'reversal', clearance_id, request_hash, extract(epoch FROM now() - created_at)::bigint,
+                NULL, NULL
+         FROM clearance_reversals WHERE operator_id = $1 AND idempotency_key = $2",
+    )
+    .bind(operator)
+    .bind(key)
+    .fetch_all(executor)
+    .await
+    .context("reading the uses of an idempotency key")
+    .map_err(db)
+}
+
+/// The clearance this very request posted already, if any; an error when
+/// the key is another request's.
+fn posted_by(uses: &[KeyUse], header: &ClearanceHeader) -> Result<Option<Uuid>, LedgerWriteError> {
+    if uses.iter().any(|u| u.kind != "clearance" || !u.same_request(&header.request_hash)) {
+        return Err(LedgerWriteError::KeyBoundElsewhere);
+    }
+    Ok(uses.first().map(|u| u.clearance_id))
+}
+
+async fn posted_under_key(
+    tx: &mut Transaction<'_, Postgres>,
+    header: &ClearanceHeader,
 ) -> Result<Option<Uuid>, LedgerWriteError> {
-    sqlx::query_scalar("SELECT clearance_id FROM clearances WHERE operator_id = $1 AND idempotency_key = $2")
-        .bind(operator)
-        .bind(key)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db)
+    posted_by(&key_uses(&mut **tx, &header.operator_id, &header.idempotency_key).await?, header)
+}
+
+/// What the key did for this request: see [`ClearanceLedger::prior_use`].
+pub async fn prior_use(
+    pool: &PgPool,
+    operator: &str,
+    key: &str,
+    request_hash: &str,
+) -> Result<PriorUse, LedgerWriteError> {
+    let uses = key_uses(pool, operator, key).await?;
+    if uses.iter().any(|u| u.kind == "reversal" || !u.same_request(request_hash)) {
+        return Err(LedgerWriteError::KeyBoundElsewhere);
+    }
+    if let Some(job) = uses.iter().find(|u| u.kind == "job") {
+        let stored = |what: &str| db(anyhow::anyhow!("the job binding of {}: {what}", job.clearance_id));
+        let treaty_id =
+            TreatyId::parse(job.treaty_id.as_deref().unwrap_or_default()).map_err(|_| stored("treaty"))?;
+        let row_count = u64::try_from(job.row_count.unwrap_or_default()).map_err(|_| stored("rows"))?;
+        return Ok(PriorUse::Job {
+            clearance_id: job.clearance_id,
+            treaty_id,
+            row_count,
+            age_secs: job.age_secs,
+        });
+    }
+    Ok(uses.first().map_or(PriorUse::Free, |u| PriorUse::Posted(u.clearance_id)))
+}
+
+/// Binds a job's key: see [`ClearanceLedger::bind_job`]. In one
+/// transaction, so a refused binding leaves nothing behind.
+pub async fn bind_job(pool: &PgPool, job: &JobKey) -> Result<JobBinding, LedgerWriteError> {
+    let row_count =
+        i32::try_from(job.row_count).map_err(|_| db(anyhow::anyhow!("{} rows in one job", job.row_count)))?;
+    let mut tx = pool.begin().await.context("starting a job binding").map_err(db)?;
+    let inserted: Option<bool> = sqlx::query_scalar(
+        "INSERT INTO clearance_jobs (job_id, clearance_id, treaty_id, row_count, operator_id, idempotency_key,
+            request_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING true",
+    )
+    .bind(job.job_id)
+    .bind(job.clearance_id)
+    .bind(job.treaty_id.as_str())
+    .bind(row_count)
+    .bind(&job.operator_id)
+    .bind(&job.idempotency_key)
+    .bind(fingerprint(&job.request_hash))
+    .fetch_optional(&mut *tx)
+    .await
+    .context("binding a job's idempotency key")
+    .map_err(db)?;
+    let uses = key_uses(&mut *tx, &job.operator_id, &job.idempotency_key).await?;
+    // The job's own row and the clearance it posted, by this request:
+    // anything else under the key is another request's.
+    let ours = |u: &KeyUse| {
+        u.kind != "reversal" && u.clearance_id == job.clearance_id && u.same_request(&job.request_hash)
+    };
+    if !uses.iter().all(ours) || !uses.iter().any(|u| u.kind == "job") {
+        return Err(LedgerWriteError::KeyBoundElsewhere);
+    }
+    tx.commit().await.context("committing a job binding").map_err(db)?;
+    Ok(if inserted.is_some() { JobBinding::New } else { JobBinding::Same })
 }
 
 async fn post_in_transaction(
@@ -300,9 +426,7 @@ async fn post_in_transaction(
     let versions: Vec<i64> = rows.iter().map(|r| r.row_version).collect();
     let mut tx = pool.begin().await.context("starting the clearance").map_err(db)?;
     // A retry of a posted request: answered without taking a lock.
-    if let Some(clearance_id) =
-        posted_under_key(&mut tx, &header.operator_id, &header.idempotency_key).await?
-    {
+    if let Some(clearance_id) = posted_under_key(&mut tx, header).await? {
         return Ok(Posted::already(clearance_id));
     }
     key_lookups_only(&mut tx).await?;
@@ -311,9 +435,7 @@ async fn post_in_transaction(
     let locked = lock_rows(&mut tx, &treaty_sql, &ids, &periods).await?;
     // Under the row locks: a request that already posted under this key
     // (a retry after a lost answer) committed before we got them.
-    if let Some(clearance_id) =
-        posted_under_key(&mut tx, &header.operator_id, &header.idempotency_key).await?
-    {
+    if let Some(clearance_id) = posted_under_key(&mut tx, header).await? {
         return Ok(Posted::already(clearance_id));
     }
     let found: HashMap<Uuid, &LockedRow> = locked.iter().map(|l| (l.id, l)).collect();
@@ -345,14 +467,27 @@ async fn post_in_transaction(
     match insert_header(&mut tx, treaty, rows.len() as u64, check, posting, header).await {
         Ok(()) => {}
         // Another transaction bound this key (the clearance id derives from
-        // it) while this one ran: that posting stands, this one rolls back.
+        // it) while this one ran: that posting stands, this one rolls back,
+        // and the key's uses, read again, say whether it was this request.
         Err(HeaderError::KeyTaken) => {
-            return Ok(Posted::already(header.clearance_id));
+            tx.rollback().await.context("rolling back a lost race").map_err(db)?;
+            let uses = key_uses(pool, &header.operator_id, &header.idempotency_key).await?;
+            let posted = posted_by(&uses, header)?;
+            return posted.map(Posted::already).ok_or(LedgerWriteError::KeyBoundElsewhere);
         }
         Err(HeaderError::Ledger(e)) => return Err(e),
     }
     insert_lines(&mut tx, header.clearance_id, treaty, &ids, &periods, &amounts, &versions).await?;
     write_journal(&mut tx, header.clearance_id, check, posting).await?;
+    let event = ClearanceEvent::new(
+        EventKind::ClearancePosted,
+        header.clearance_id,
+        None,
+        treaty.as_str(),
+        &header.operator_id,
+        rows.len() as u64,
+    );
+    crate::outbox::record(&mut tx, &event).await?;
 
     // Last, so the treaty's scope row is locked only until the commit.
     let scope_version = bump_scope(&mut tx, treaty).await?;
@@ -371,20 +506,9 @@ async fn post_in_transaction(
 /// clearance); database errors.
 pub async fn reverse_clearance(pool: &PgPool, header: &ReversalHeader) -> Result<Posted, LedgerWriteError> {
     let mut tx = pool.begin().await.context("starting the reversal").map_err(db)?;
-    let bound: Option<(Uuid, Uuid)> = sqlx::query_as(
-        "SELECT reversal_id, clearance_id FROM clearance_reversals WHERE operator_id = $1 AND idempotency_key = $2",
-    )
-    .bind(&header.operator_id)
-    .bind(&header.idempotency_key)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(db)?;
-    if let Some((_, clearance_id)) = bound {
-        return if clearance_id == header.clearance_id {
-            Ok(Posted::already(clearance_id))
-        } else {
-            Err(LedgerWriteError::KeyBoundElsewhere)
-        };
+    let uses = key_uses(&mut *tx, &header.operator_id, &header.idempotency_key).await?;
+    if !uses.is_empty() {
+        return reversed_by(&uses, header);
     }
     let found: Option<(String, i32)> =
         sqlx::query_as("SELECT treaty_id, row_count FROM clearances WHERE clearance_id = $1")
@@ -399,14 +523,16 @@ pub async fn reverse_clearance(pool: &PgPool, header: &ReversalHeader) -> Result
     // First, so a concurrent second reversal waits on this row's uniqueness
     // and is then refused, instead of finding the rows already open.
     let inserted = sqlx::query(
-        "INSERT INTO clearance_reversals (reversal_id, clearance_id, reason, operator_id, idempotency_key)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO clearance_reversals (reversal_id, clearance_id, reason, operator_id, idempotency_key,
+            request_hash)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(header.reversal_id)
     .bind(header.clearance_id)
     .bind(header.reason.as_str())
     .bind(&header.operator_id)
     .bind(&header.idempotency_key)
+    .bind(fingerprint(&header.request_hash))
     .execute(&mut *tx)
     .await;
     match inserted {
@@ -418,7 +544,11 @@ pub async fn reverse_clearance(pool: &PgPool, header: &ReversalHeader) -> Result
             if is_unique_violation(&e, "reversal_idempotency_key_once")
                 || is_unique_violation(&e, "clearance_reversals_pkey") =>
         {
-            return Ok(Posted::already(header.clearance_id))
+            // A concurrent use of the key committed first: this request's
+            // only if it reversed this clearance with this body.
+            tx.rollback().await.context("rolling back a lost race").map_err(db)?;
+            let uses = key_uses(pool, &header.operator_id, &header.idempotency_key).await?;
+            return reversed_by(&uses, header);
         }
         Err(e) => return Err(db(anyhow::Error::new(e).context("writing the reversal"))),
     }
@@ -479,9 +609,30 @@ pub async fn reverse_clearance(pool: &PgPool, header: &ReversalHeader) -> Result
     .await
     .context("writing the reversal journal")
     .map_err(db)?;
+    let event = ClearanceEvent::new(
+        EventKind::ClearanceReversed,
+        header.clearance_id,
+        None,
+        treaty.as_str(),
+        &header.operator_id,
+        reopened,
+    );
+    crate::outbox::record(&mut tx, &event).await?;
     let scope_version = bump_scope(&mut tx, &treaty).await?;
     tx.commit().await.context("committing the reversal").map_err(db)?;
     Ok(Posted { clearance_id: header.clearance_id, rows: reopened, scope_version, already_posted: false })
+}
+
+/// A key already used: this very reversal done before, or another request's.
+fn reversed_by(uses: &[KeyUse], header: &ReversalHeader) -> Result<Posted, LedgerWriteError> {
+    let this_reversal = |u: &KeyUse| {
+        u.kind == "reversal" && u.clearance_id == header.clearance_id && u.same_request(&header.request_hash)
+    };
+    if !uses.is_empty() && uses.iter().all(this_reversal) {
+        Ok(Posted::already(header.clearance_id))
+    } else {
+        Err(LedgerWriteError::KeyBoundElsewhere)
+    }
 }
 
 pub(crate) async fn bump_scope(
@@ -610,7 +761,35 @@ impl ClearanceLedger for PgClearanceLedger {
         reverse_clearance(&self.pool, header).await
     }
 
+    async fn prior_use(
+        &self,
+        operator: &str,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<PriorUse, LedgerWriteError> {
+        prior_use(&self.pool, operator, key, request_hash).await
+    }
+
+    async fn bind_job(&self, job: &JobKey) -> Result<JobBinding, LedgerWriteError> {
+        bind_job(&self.pool, job).await
+    }
+
     async fn clearance(&self, id: Uuid) -> Result<Option<ClearanceRecord>, BackendError> {
         read_clearance(&self.pool, id).await.map_err(crate::backend)
+    }
+}
+
+impl EventOutbox for PgClearanceLedger {
+    async fn claim(
+        &self,
+        only: Option<Uuid>,
+        limit: u32,
+        claim_secs: u32,
+    ) -> Result<Vec<ClearanceEvent>, BackendError> {
+        crate::outbox::claim(&self.pool, only, limit, claim_secs).await
+    }
+
+    async fn settle(&self, published: &[Uuid], unpublished: &[Uuid]) -> Result<(), BackendError> {
+        crate::outbox::settle(&self.pool, published, unpublished).await
     }
 }

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod batch;
 pub mod clear;
 pub mod load;
+pub(crate) mod outbox;
 pub mod partitions;
 pub mod read;
 

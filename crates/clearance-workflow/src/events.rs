@@ -3,7 +3,7 @@
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
-use clearance_core::batch::{ClearanceEvent, EventPublisher};
+use clearance_core::outbox::{ClearanceEvent, EventPublisher};
 use clearance_core::ports::BackendError;
 
 pub const EVENT_SOURCE: &str = "clearance";
@@ -32,7 +32,7 @@ impl EventPublisher for EventBridgePublisher {
         let entry = PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus)
             .source(EVENT_SOURCE)
-            .detail_type(event.kind)
+            .detail_type(event.kind.as_str())
             .detail(detail)
             .resources(format!("clearance/{}", event.clearance_id))
             .build();

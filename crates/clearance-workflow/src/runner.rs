@@ -13,9 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clearance_core::batch::{
-    failure_of, BatchLedger, BatchSteps, Compensation, EventPublisher, JobStarter, JobState, JobStore,
-    RetryPolicy, StepError, ANNOUNCE_RETRY, RETRY,
+    failure_of, BatchLedger, BatchSteps, Compensation, JobStarter, JobState, JobStore, RetryPolicy,
+    StepError, ANNOUNCE_RETRY, RETRY,
 };
+use clearance_core::outbox::{EventOutbox, EventPublisher};
 use clearance_core::ports::{BackendError, ScopeMirror};
 use uuid::Uuid;
 
@@ -23,8 +24,8 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunOutcome {
     Succeeded(Uuid),
-    /// The clearance is posted; its announcement (status, event) failed
-    /// through its retries. A new run announces it (Step Functions: a
+    /// The clearance is posted; its announcement (the status write) failed
+    /// through its retries (its event waits in the outbox either way). A new run announces it (Step Functions: a
     /// redrive of the `NotAnnounced` execution).
     PostedNotAnnounced(Uuid),
     Failed(StepError),
@@ -76,7 +77,7 @@ pub async fn run_job<J, B, E, M>(
 ) -> RunOutcome
 where
     J: JobStore,
-    B: BatchLedger,
+    B: BatchLedger + EventOutbox,
     E: EventPublisher,
     M: ScopeMirror,
 {
@@ -136,7 +137,7 @@ impl<J, B, E, M> Clone for LocalRunner<J, B, E, M> {
 impl<J, B, E, M> LocalRunner<J, B, E, M>
 where
     J: JobStore + 'static,
-    B: BatchLedger + 'static,
+    B: BatchLedger + EventOutbox + 'static,
     E: EventPublisher + 'static,
     M: ScopeMirror + 'static,
 {
@@ -148,7 +149,7 @@ where
 impl<J, B, E, M> JobStarter for LocalRunner<J, B, E, M>
 where
     J: JobStore + 'static,
-    B: BatchLedger + 'static,
+    B: BatchLedger + EventOutbox + 'static,
     E: EventPublisher + 'static,
     M: ScopeMirror + 'static,
 {

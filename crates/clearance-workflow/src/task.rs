@@ -2,15 +2,20 @@
 //! step's result (or a named error) out. The state machine in `infra/`
 //! sends exactly these payloads; `events/` holds one of each.
 
-use clearance_core::batch::{
-    BatchLedger, BatchSteps, Compensation, EventPublisher, JobFailure, JobStore, StepError,
-};
+use clearance_core::batch::{BatchLedger, BatchSteps, Compensation, JobFailure, JobStore, StepError};
+use clearance_core::outbox::{EventOutbox, EventPublisher};
 use clearance_core::ports::ScopeMirror;
 use serde::Deserialize;
 use uuid::Uuid;
 
+/// Rounds of the scheduled drain: up to 5,000 events an invocation, well
+/// inside the batch function's timeout at a few ms a publish.
+pub const SCHEDULED_DRAIN_ROUNDS: u32 = 50;
+
 /// A Task payload: `{"step": "plan"|"reserve"|"finalize"|"announce"|"compensate",
-/// "job_id": "...", "chunk": k, "error": {"Error", "Cause"}}`.
+/// "job_id": "...", "chunk": k, "error": {"Error", "Cause"}}`, or the
+/// scheduled drain of the event outbox, `{"step": "drain_outbox"}` (sent by
+/// an EventBridge schedule, not by the state machine).
 #[derive(Debug, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TaskInput {
@@ -32,6 +37,7 @@ pub enum TaskInput {
         job_id: Uuid,
         error: CaughtError,
     },
+    DrainOutbox {},
 }
 
 /// A caught error as Step Functions passes it on.
@@ -84,7 +90,7 @@ pub async fn handle_task<J, B, E, M>(
 ) -> Result<serde_json::Value, StepError>
 where
     J: JobStore,
-    B: BatchLedger,
+    B: BatchLedger + EventOutbox,
     E: EventPublisher,
     M: ScopeMirror,
 {
@@ -107,6 +113,10 @@ where
             let clearance_id = steps.announce(job_id, now_secs).await?;
             let duration_secs = job_duration(steps, job_id).await;
             serde_json::json!({ "job_id": job_id, "clearance_id": clearance_id, "duration_secs": duration_secs })
+        }
+        TaskInput::DrainOutbox {} => {
+            let drained = steps.drain_outbox(SCHEDULED_DRAIN_ROUNDS).await?;
+            serde_json::json!({ "published": drained.published, "left": drained.left })
         }
         // `posted` routes the state machine: true goes on to Announce.
         TaskInput::Compensate { job_id, error } => {
