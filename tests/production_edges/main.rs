@@ -5,6 +5,7 @@
 
 mod cors;
 mod frozen_dependency;
+mod grid_wire;
 mod init_errors;
 mod postgres_tls;
 mod stage_paths;

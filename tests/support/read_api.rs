@@ -95,6 +95,7 @@ pub async fn call(
     let response: http::Response<Bytes> = api
         .handle(ApiRequest {
             method: &method,
+            base: "",
             path,
             query,
             body,

@@ -55,6 +55,7 @@ pub async fn send<A: Api>(
     let response = api
         .handle(ApiRequest {
             method: &method,
+            base: "",
             path,
             query,
             body,

@@ -75,6 +75,7 @@ pub async fn call<A: Api>(
     let response = api
         .handle(ApiRequest {
             method: &method,
+            base: "",
             path,
             query: None,
             body,

@@ -73,11 +73,17 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         lease_until_secs: i64,
         expires_at_secs: i64,
     ) -> Result<Claim, BackendError> {
+        // This call's own mark: when a first attempt of the PutItem wrote
+        // the record but its answer was lost (an attempt timeout), the SDK's
+        // retry fails the condition on our own record, which the mark
+        // tells from another request's.
+        let claim_id = uuid::Uuid::new_v4().to_string();
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .item("pk", key(operator, idem))
+            .item("claim_id", AttributeValue::S(claim_id.clone()))
             .item("request_hash", AttributeValue::S(request_hash.to_owned()))
             .item("state", AttributeValue::S("in_flight".into()))
             .item("lease_until", num(lease_until_secs))
@@ -102,6 +108,9 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .await
             .map_err(backend)?;
         match out.item {
+            Some(item) if item.get("claim_id").and_then(|v| v.as_s().ok()) == Some(&claim_id) => {
+                Ok(Claim::Claimed)
+            }
             Some(item) => Ok(Claim::Existing(existing(&item)?)),
             // Released between our two calls: report it as in flight; the
             // client's retry will claim it.

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod cors;
+pub mod encoding;
 pub mod errors;
 mod jobs;
 pub mod metrics;
@@ -167,6 +168,33 @@ pub(crate) fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Bytes
     response
 }
 
+/// Whether `If-None-Match` in `headers` names `etag` (or `*`); weak tags
+/// compare by their opaque part, as RFC 9110 says for this header.
+pub(crate) fn etag_matches(headers: &http::HeaderMap, etag: &str) -> bool {
+    headers.get_all(http::header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).any(|list| {
+        list.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
+    })
+}
+
+/// A cacheable answer: its `ETag`, and `Cache-Control: private, no-cache`
+/// (a browser may keep it, and asks again every time).
+pub(crate) fn cacheable(mut response: Response<Bytes>, etag: &str) -> Response<Bytes> {
+    if let Ok(value) = http::HeaderValue::from_str(etag) {
+        response.headers_mut().insert(http::header::ETAG, value);
+    }
+    response
+        .headers_mut()
+        .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("private, no-cache"));
+    response
+}
+
+/// 304 for a matching `If-None-Match`: the tag again, no body.
+pub(crate) fn not_modified(etag: &str) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::new());
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    cacheable(response, etag)
+}
+
 /// An API the Lambda runtime or the local server can serve.
 pub trait Api: Send + Sync {
     /// Whether this API serves the path.
@@ -178,6 +206,10 @@ pub trait Api: Send + Sync {
 /// One request as the router sees it.
 pub struct ApiRequest<'a> {
     pub method: &'a Method,
+    /// What the client called before `/v1` (the stage or a base path; empty
+    /// on `$default` and locally): URLs the API hands out start with it.
+    pub base: &'a str,
+    /// The route: the path from `/v1`.
     pub path: &'a str,
     pub query: Option<&'a str>,
     pub body: &'a [u8],

@@ -66,7 +66,11 @@ impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadApi<L, S, M> {
                 let number = parse_page_number(number)?;
                 let view = parse_view(request.query)?;
                 let page = self.service.page(&who, &id, number, &view, request.now_secs).await?;
-                Ok(json_response(StatusCode::OK, wire::page_body(&page)))
+                let etag = wire::page_etag(&page, &view);
+                if crate::etag_matches(request.headers, &etag) {
+                    return Ok(crate::not_modified(&etag));
+                }
+                Ok(crate::cacheable(json_response(StatusCode::OK, wire::page_body(&page)), &etag))
             }
             (_, ["v1", "searches"]) => Err(method_not_allowed("POST")),
             (_, ["v1", "searches", _, "pages", _]) => Err(method_not_allowed("GET")),

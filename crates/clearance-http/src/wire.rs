@@ -284,6 +284,19 @@ fn push_page(out: &mut Vec<u8>, page: &Page) {
 }
 
 /// The body of `GET /v1/searches/{id}/pages/{n}`.
+/// A page's strong `ETag`: the snapshot, the view, the page number and the
+/// stale flag, which together fix every byte of the page's body (a view's
+/// pages never change; only the flag does).
+pub fn page_etag(page: &Page, view: &clearance_core::pages::ViewSpec) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(page.snapshot_id.as_str().as_bytes());
+    hasher.update(b"\n");
+    hasher.update(view.canonical().as_bytes());
+    hasher.update(format!("\n{}\n{}", page.number, page.stale).as_bytes());
+    format!("\"{}\"", &hex::encode(hasher.finalize())[..32])
+}
+
 pub fn page_body(page: &Page) -> Vec<u8> {
     let mut out = Vec::with_capacity(page.rows_json.len() + 256);
     push_page(&mut out, page);

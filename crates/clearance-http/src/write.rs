@@ -179,6 +179,21 @@ fn idempotency_error(err: IdempotencyError) -> ApiError {
     }
 }
 
+/// A 202 (fresh or replayed) names its job's URL as the client called the
+/// API (behind the stage) and when to look: `Location`, `Retry-After`.
+fn job_location(mut response: Response<Bytes>, base: &str) -> Response<Bytes> {
+    if response.status() != StatusCode::ACCEPTED {
+        return response;
+    }
+    let job: serde_json::Value = serde_json::from_slice(response.body()).unwrap_or_default();
+    let Some(job_id) = job["job_id"].as_str() else { return response };
+    if let Ok(location) = HeaderValue::from_str(&format!("{base}/v1/jobs/{job_id}")) {
+        response.headers_mut().insert(http::header::LOCATION, location);
+    }
+    response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
 /// Parses and validates a clearance body. No IO happens before this succeeds.
 ///
 /// # Errors
@@ -261,45 +276,47 @@ where
                 let clearance = parse_clearance(request.body)?;
                 self.service.check_size(&clearance)?;
                 let now = request.now_secs;
-                self.idempotent(&who, &key, &request, || async {
-                    let outcome = self.service.clear(&who, &clearance, &key, now).await;
-                    if let Err(WriteError::Stale(ids)) = &outcome {
-                        tracing::info!(
-                            operator = who.operator.as_str(),
-                            snapshot_id = clearance.snapshot_id.as_str(),
-                            moved = ids.len(),
-                            "clearance refused: stale snapshot"
-                        );
-                        metrics::emit(&[("Conflicts", 1.0, Unit::Count)]);
-                    }
-                    match outcome? {
-                        ClearOutcome::Posted(cleared) => {
+                let response = self
+                    .idempotent(&who, &key, &request, || async {
+                        let outcome = self.service.clear(&who, &clearance, &key, now).await;
+                        if let Err(WriteError::Stale(ids)) = &outcome {
                             tracing::info!(
                                 operator = who.operator.as_str(),
                                 snapshot_id = clearance.snapshot_id.as_str(),
-                                clearance_id = %cleared.record.clearance_id,
-                                rows = cleared.record.row_count,
-                                replayed_from_ledger = cleared.already_posted,
-                                "clearance posted"
+                                moved = ids.len(),
+                                "clearance refused: stale snapshot"
                             );
-                            let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
-                            metrics::emit(&[
-                                ("RowsCleared", f64::from(cleared.record.row_count), Unit::Count),
-                                ("ClearSnapshotMs", ms(cleared.timings.snapshot), Unit::Milliseconds),
-                                ("ClearLedgerMs", ms(cleared.timings.ledger), Unit::Milliseconds),
-                            ]);
-                            let mut response =
-                                json_response(StatusCode::CREATED, wire::clearance_body(&cleared.record));
-                            server_timing(&mut response, &cleared.timings);
-                            Ok(response)
+                            metrics::emit(&[("Conflicts", 1.0, Unit::Count)]);
                         }
-                        // The job runs on; its status is at GET /v1/jobs/{id}.
-                        ClearOutcome::Started(job) => {
-                            Ok(json_response(StatusCode::ACCEPTED, wire::job_body(&job)))
+                        match outcome? {
+                            ClearOutcome::Posted(cleared) => {
+                                tracing::info!(
+                                    operator = who.operator.as_str(),
+                                    snapshot_id = clearance.snapshot_id.as_str(),
+                                    clearance_id = %cleared.record.clearance_id,
+                                    rows = cleared.record.row_count,
+                                    replayed_from_ledger = cleared.already_posted,
+                                    "clearance posted"
+                                );
+                                let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+                                metrics::emit(&[
+                                    ("RowsCleared", f64::from(cleared.record.row_count), Unit::Count),
+                                    ("ClearSnapshotMs", ms(cleared.timings.snapshot), Unit::Milliseconds),
+                                    ("ClearLedgerMs", ms(cleared.timings.ledger), Unit::Milliseconds),
+                                ]);
+                                let mut response =
+                                    json_response(StatusCode::CREATED, wire::clearance_body(&cleared.record));
+                                server_timing(&mut response, &cleared.timings);
+                                Ok(response)
+                            }
+                            // The job runs on; its status is at GET /v1/jobs/{id}.
+                            ClearOutcome::Started(job) => {
+                                Ok(json_response(StatusCode::ACCEPTED, wire::job_body(&job)))
+                            }
                         }
-                    }
-                })
-                .await
+                    })
+                    .await?;
+                Ok(job_location(response, request.base))
             }
             (&Method::GET, ["v1", "clearances", id]) => {
                 let who = identity(request.identity.clone())?;

@@ -60,10 +60,11 @@ pub async fn handle<A: Api>(api: &A, request: Request) -> Response<Body> {
     let request_id = request.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
     let span = tracing::info_span!("request", request_id, operator = operator.as_deref().unwrap_or("-"));
     let started = std::time::Instant::now();
-    let (_, route) = clearance_http::split_route(request.uri().path(), stage(&request));
+    let (base, route) = clearance_http::split_route(request.uri().path(), stage(&request));
     let response = api
         .handle(ApiRequest {
             method: request.method(),
+            base,
             path: route,
             query: request.uri().query(),
             body: request.body().as_ref(),
@@ -82,6 +83,7 @@ pub async fn handle<A: Api>(api: &A, request: Request) -> Response<Body> {
             "request"
         );
     });
+    let response = clearance_http::encoding::compress(response, request.headers());
     let (parts, body) = response.into_parts();
     Response::from_parts(parts, Body::Binary(body.to_vec()))
 }

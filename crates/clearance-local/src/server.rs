@@ -40,6 +40,7 @@ async fn handle<R: JobStarter + 'static>(
             let now_secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
             let request = ApiRequest {
                 method: &parts.method,
+                base: "",
                 path: parts.uri.path(),
                 query: parts.uri.query(),
                 body: &body,
@@ -50,7 +51,7 @@ async fn handle<R: JobStarter + 'static>(
             app.handle(request).await
         }
     };
-    response.map(Body::from)
+    clearance_http::encoding::compress(response, &parts.headers).map(Body::from)
 }
 
 fn header_names(names: &[&'static str]) -> Vec<HeaderName> {
