@@ -455,24 +455,6 @@ const QUICK: clearance_workflow::RunPolicy = clearance_workflow::RunPolicy {
     announce: clearance_core::batch::RetryPolicy { interval_secs: 0.05, backoff_rate: 1.0, max_attempts: 2 },
 };
 
-/// The events on the queue, polling until `most` came or 3 s passed.
-async fn events_of(
-    tap: &clearance_tests::events::EventTap,
-    most: usize,
-) -> anyhow::Result<Vec<(String, String)>> {
-    Ok(tap
-        .drain_within(most, 3)
-        .await?
-        .iter()
-        .map(|e| {
-            (
-                e["detail-type"].as_str().unwrap_or_default().to_owned(),
-                e["detail"]["event_id"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect())
-}
-
 #[tokio::test]
 async fn a_bus_refusing_connections_after_finalize_leaves_the_job_posted_and_never_compensated(
 ) -> anyhow::Result<()> {
@@ -524,7 +506,7 @@ async fn a_bus_refusing_connections_after_finalize_leaves_the_job_posted_and_nev
     assert_eq!((answer["published"].as_u64(), answer["left"].as_u64()), (Some(1), Some(0)));
     let answer = clearance_workflow::task::handle_task(&up, drain, 0).await?;
     assert_eq!(answer["published"].as_u64(), Some(0), "published once");
-    let events = events_of(&tap, 2).await?;
+    let events = clearance_tests::events::kinds_and_ids(&tap, 2).await?;
     let posted = ClearanceEvent::id_for(EventKind::ClearancePosted, clearance).to_string();
     assert_eq!(events, vec![("ClearancePosted".to_owned(), posted)]);
     assert_eq!(stack.count(unpublished).await?, 0);
@@ -575,7 +557,7 @@ async fn a_status_write_failing_after_finalize_never_fails_the_job() -> anyhow::
     assert_eq!(run_job(&failing, id, QUICK).await, RunOutcome::Succeeded(clearance));
     let status = pg.jobs.status(id).await?.ok_or_else(|| anyhow::anyhow!("no job"))?;
     assert_eq!((status.state, status.clearance_id), (JobState::Succeeded, Some(clearance)));
-    let events = events_of(&tap, 2).await?;
+    let events = clearance_tests::events::kinds_and_ids(&tap, 2).await?;
     assert!(events.iter().all(|(kind, _)| kind == "ClearancePosted"), "{events:?}");
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(stack.count("SELECT count(*) FROM clearances").await?, 1);

@@ -18,22 +18,6 @@ const FILTER: &str = r#"{"treaty_ids": ["TR-0001"], "period_from": "2024-01", "p
 
 const UNPUBLISHED: &str = "SELECT count(*) FROM event_outbox WHERE published_at IS NULL";
 
-/// `(detail-type, event_id)` of what reached the queue, waiting at most 3 s
-/// for `most` events (ask one more than expected to see there are no more).
-async fn on_queue(tap: &EventTap, most: usize) -> anyhow::Result<Vec<(String, String)>> {
-    Ok(tap
-        .drain_within(most, 3)
-        .await?
-        .iter()
-        .map(|e| {
-            (
-                e["detail-type"].as_str().unwrap_or_default().to_owned(),
-                e["detail"]["event_id"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect())
-}
-
 #[tokio::test]
 async fn a_posting_and_a_reversal_made_while_the_bus_refuses_arrive_once_it_is_back() -> anyhow::Result<()> {
     let stack = Stack::new(20_000).await?;
@@ -51,7 +35,7 @@ async fn a_posting_and_a_reversal_made_while_the_bus_refuses_arrive_once_it_is_b
     let reversed = send(&down.write, Method::POST, &reversal, body, Some(("op-a", "*")), Some("r-1")).await;
     assert_eq!(reversed.status, 200, "{}", reversed.json);
     assert_eq!(stack.count(UNPUBLISHED).await?, 2, "both events wait in the outbox");
-    assert!(on_queue(&tap, 1).await?.is_empty());
+    assert!(clearance_tests::events::kinds_and_ids(&tap, 1).await?.is_empty());
 
     // Of one clearance only its oldest unpublished event can be claimed:
     // the reversal never overtakes the posting.
@@ -66,7 +50,7 @@ async fn a_posting_and_a_reversal_made_while_the_bus_refuses_arrive_once_it_is_b
     let drained = up.steps.drain_outbox(50).await?;
     assert_eq!((drained.published, drained.left), (2, 0));
     assert_eq!(up.steps.drain_outbox(50).await?.published, 0, "nothing published twice");
-    let mut events = on_queue(&tap, 3).await?;
+    let mut events = clearance_tests::events::kinds_and_ids(&tap, 3).await?;
     events.sort();
     let mut expected = vec![
         ("ClearancePosted".to_owned(), ClearanceEvent::id_for(EventKind::ClearancePosted, id).to_string()),
@@ -88,7 +72,7 @@ async fn a_posting_and_a_reversal_made_while_the_bus_refuses_arrive_once_it_is_b
     // A replay of the posting publishes nothing again.
     let again = clear(&up, "op-a", &snap, &rows, "k-1").await;
     assert_eq!((again.status, again.replayed), (201, true));
-    assert!(on_queue(&tap, 1).await?.is_empty());
+    assert!(clearance_tests::events::kinds_and_ids(&tap, 1).await?.is_empty());
     stack.drop().await
 }
 

@@ -87,6 +87,25 @@ impl EventTap {
     }
 }
 
+/// `(detail-type, event_id)` of the events on the queue, polling at most 3 s
+/// for `most` (ask one more than expected to see there are no more).
+///
+/// # Errors
+/// When SQS refuses a call.
+pub async fn kinds_and_ids(tap: &EventTap, most: usize) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(tap
+        .drain_within(most, 3)
+        .await?
+        .iter()
+        .map(|e| {
+            (
+                e["detail-type"].as_str().unwrap_or_default().to_owned(),
+                e["detail"]["event_id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect())
+}
+
 /// An EventBridge client on a loopback port nothing listens on (the bus
 /// refusing connections), with the production SDK bounds.
 ///
