@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 
 use clearance_core::write::WriteConfig;
-use clearance_http::wire::{ClearanceRequestWire, ReversalRequestWire, SearchRequest};
+use clearance_http::wire::{
+    ClearanceRequestWire, ReversalRequestWire, SearchRequest, SelectionSummaryRequestWire,
+};
 use clearance_http::{Api, ROUTES};
 use clearance_tests::write_api::{check_for, clearance_body, search, send, LocalStack, Reply, Row, Stack};
 use http::Method;
@@ -83,6 +85,9 @@ fn the_document_lists_exactly_the_routes_and_its_examples_parse() -> Result<(), 
                 let parsed = match path.as_str().unwrap_or_default() {
                     "/v1/searches" => serde_json::from_slice::<SearchRequest>(&json).map(|_| ()),
                     "/v1/clearances" => serde_json::from_slice::<ClearanceRequestWire>(&json).map(|_| ()),
+                    "/v1/searches/{id}/selection-summary" => {
+                        serde_json::from_slice::<SelectionSummaryRequestWire>(&json).map(|_| ())
+                    }
                     _ => serde_json::from_slice::<ReversalRequestWire>(&json).map(|_| ()),
                 };
                 parsed.map_err(|e| format!("the example of {method} {path:?} is refused: {e}"))?;
@@ -127,6 +132,16 @@ async fn every_documented_route_is_served_and_answers_in_its_documented_shape() 
     assert_has(&doc, "SearchResponse", &searched);
     assert_has(&doc, "Page", &Reply { json: searched.json["page"].clone(), ..searched.clone() });
     let snap = search(&apis, "op-doc", filter).await?;
+    let view =
+        format!("/v1/searches/{}/pages/0?sort=cedent_id,amount:desc&amount_min=0&reference=SOA", snap.id);
+    let viewed = route(&apis, Method::GET, &view, b"", None).await;
+    assert_eq!(viewed.status, 200, "{}", viewed.json);
+    assert_has(&doc, "Page", &viewed);
+    let preview = format!("/v1/searches/{}/selection-summary", snap.id);
+    let body = br#"{"selection": {"all": true, "view": {"amount_min": "0"}}}"#;
+    let previewed = route(&apis, Method::POST, &preview, body, None).await;
+    assert_eq!(previewed.status, 200, "{}", previewed.json);
+    assert_has(&doc, "SelectionSummary", &previewed);
     let rows: Vec<&Row> =
         snap.rows.iter().filter(|r| r.amount > rust_decimal::Decimal::ZERO).take(3).collect();
     let (check, allow) = check_for(&rows);

@@ -204,3 +204,33 @@ fn the_http_api_allows_browsers_what_the_local_server_allows() -> Result<(), Box
     assert_eq!(strings(&config["AllowOrigins"]), ["CorsAllowedOrigins"], "origins are a parameter");
     Ok(())
 }
+
+#[test]
+fn the_http_api_routes_exactly_the_served_routes_each_to_the_function_that_serves_it(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let template: Value = serde_yaml::from_str(TEMPLATE)?;
+    let mut routed = BTreeSet::new();
+    for (name, resource) in template["Resources"].as_mapping().ok_or("no Resources")? {
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap_or_default();
+        for (_, event) in resource["Properties"]["Events"].as_mapping().into_iter().flatten() {
+            if event["Type"].as_str() != Some("HttpApi") {
+                continue;
+            }
+            let method = event["Properties"]["Method"].as_str().ok_or("no Method")?.to_owned();
+            let path = event["Properties"]["Path"].as_str().ok_or("no Path")?.to_owned();
+            let concrete = path.replace("{id}", "x").replace("{n}", "0");
+            let serves = match binary {
+                "clearance-read" => clearance_http::serves_read(&concrete),
+                "clearance-write" => clearance_http::serves_write(&concrete),
+                "clearance-jobs" => clearance_http::serves_jobs(&concrete),
+                other => return Err(format!("{name:?}: {other} takes HTTP events").into()),
+            };
+            assert!(serves, "{method} {path} goes to {binary}, whose API does not serve it");
+            routed.insert((method, path));
+        }
+    }
+    let served: BTreeSet<(String, String)> =
+        clearance_http::ROUTES.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())).collect();
+    assert_eq!(routed, served, "the HTTP API routes exactly the served routes");
+    Ok(())
+}

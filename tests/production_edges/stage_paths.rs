@@ -82,6 +82,14 @@ async fn every_route(apis: &Apis, base: &Value, shape: &Shape) -> anyhow::Result
     let (status, page) =
         call(&apis.read, &event(base, shape, "GET", "/v1/searches/{id}/pages/{n}", &page_path, "")).await?;
     answers.push(("GET /v1/searches/{id}/pages/{n}".to_owned(), status, page));
+    let summary_path = format!("/v1/searches/{id}/selection-summary");
+    let preview = json!({ "selection": { "ids": [row["id"]] } }).to_string();
+    let (status, summary) = call(
+        &apis.write,
+        &event(base, shape, "POST", "/v1/searches/{id}/selection-summary", &summary_path, &preview),
+    )
+    .await?;
+    answers.push(("POST /v1/searches/{id}/selection-summary".to_owned(), status, summary));
     let clearance = json!({
         "snapshot_id": id, "version_token": token,
         "selection": { "ids": [row["id"]] },
@@ -118,14 +126,15 @@ async fn every_route_answers_on_the_default_stage_a_named_stage_and_a_base_path(
     let apis = stack.apis(WriteConfig::default()).await?;
     for shape in &SHAPES {
         let answers = every_route(&apis, &base, shape).await?;
-        let expected = [200, 200, 201, 200, 200, 404];
+        let expected = [200, 200, 200, 201, 200, 200, 404];
         assert_eq!(answers.len(), clearance_http::ROUTES.len());
         for ((route, status, body), want) in answers.iter().zip(expected) {
             assert_eq!(*status, want, "{} {route} on stage {}: {body}", shape.prefix, shape.stage);
             assert_ne!(body["error"], "route_not_found", "{route}");
         }
         // The unknown job is the handler's answer, not the router's.
-        assert_eq!(answers[5].2["error"], "job_not_found");
+        assert_eq!(answers[6].2["error"], "job_not_found");
+        assert_eq!(answers[2].2["row_count"], 1, "the summary of the row cleared next");
     }
     stack.drop().await
 }

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clearance_core::access::Identity;
-use clearance_core::pages::ViewSpec;
 use clearance_core::read::{ReadConfig, ReadService};
 use clearance_core::snapshot::{FilterInput, SearchFilter};
+use clearance_core::views::{ViewFilter, ViewSpec};
 use clearance_dynamo::{DynamoScopeMirror, DynamoSnapshotStore};
 use clearance_pg::read::PgLedgerReader;
 use clearance_pg::PoolLimits;
@@ -101,7 +101,7 @@ pub async fn search_once(
         view_ms: None,
     };
     let view_ms = if view {
-        let by_amount = ViewSpec::parse(Some("amount:desc"), None, None)?;
+        let by_amount = ViewSpec::parse(Some("amount:desc"), ViewFilter::default())?;
         let started = Instant::now();
         service.page(&who, &outcome.meta.id, 0, &by_amount, now_secs()).await?;
         Some(ms(started.elapsed()))

@@ -9,17 +9,63 @@ use uuid::Uuid;
 use crate::ids::{TransactionId, TreatyId};
 use crate::money::{Amount, Currency};
 use crate::snapshot::{InputError, SnapshotId, VersionToken};
+use crate::views::{ViewFilter, ViewFilterInput};
 
 /// Most ids one selection may name (explicit ids or exceptions).
 pub const SELECTION_IDS_MAX: usize = 100_000;
 /// Longest check number accepted.
 pub const CHECK_NUMBER_LEN_MAX: usize = 64;
 
-/// Which rows of the snapshot a clearance takes.
+/// Which rows of the snapshot a clearance takes: named ids, or every open
+/// row of a view (the whole snapshot when the view filters nothing) but the
+/// exceptions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selection {
     Ids(BTreeSet<TransactionId>),
-    AllExcept(BTreeSet<TransactionId>),
+    AllExcept { except: BTreeSet<TransactionId>, view: ViewFilter },
+}
+
+impl Selection {
+    /// Validates a selection as the wire spelled it: `{"ids": [...]}` or
+    /// `{"all": true, "view": {...}, "except": [...]}`.
+    ///
+    /// # Errors
+    /// [`InputError`] with the JSON pointer of the field.
+    pub fn parse(
+        ids: Option<&[String]>,
+        all: Option<bool>,
+        except: Option<&[String]>,
+        view: Option<&ViewFilterInput>,
+    ) -> Result<Self, InputError> {
+        match (ids, all, except, view) {
+            (Some(ids), None, None, None) => {
+                if ids.is_empty() {
+                    return Err(InputError::new(
+                        "empty_selection",
+                        "/selection/ids",
+                        "select at least one transaction",
+                    ));
+                }
+                Ok(Self::Ids(id_set(ids, "/selection/ids")?))
+            }
+            (None, Some(true), except, view) => Ok(Self::AllExcept {
+                except: id_set(except.unwrap_or(&[]), "/selection/except")?,
+                view: view.map(|v| ViewFilter::parse(v, "/selection/view/")).transpose()?.unwrap_or_default(),
+            }),
+            _ => Err(InputError::new(
+                "invalid_selection",
+                "/selection",
+                "the selection is either {\"ids\": [...]} or {\"all\": true, \"view\": {...}, \"except\": [...]}",
+            )),
+        }
+    }
+
+    /// The ids the selection names: its rows, or its exceptions.
+    pub fn named(&self) -> &BTreeSet<TransactionId> {
+        match self {
+            Self::Ids(ids) | Self::AllExcept { except: ids, .. } => ids,
+        }
+    }
 }
 
 /// The check (payment) a selection is cleared against.
@@ -39,6 +85,7 @@ pub struct ClearanceInput {
     pub ids: Option<Vec<String>>,
     pub all: Option<bool>,
     pub except: Option<Vec<String>>,
+    pub view: Option<ViewFilterInput>,
     pub check_number: String,
     pub check_amount: String,
     pub check_currency: String,
@@ -94,28 +141,8 @@ impl ClearanceRequest {
         VersionToken::check_shape(&input.version_token)
             .map_err(|e| InputError::new("invalid_version_token", "/version_token", e.to_string()))?;
         let version_token = input.version_token.clone();
-        let selection = match (&input.ids, input.all, &input.except) {
-            (Some(ids), None, None) => {
-                if ids.is_empty() {
-                    return Err(InputError::new(
-                        "empty_selection",
-                        "/selection/ids",
-                        "select at least one transaction",
-                    ));
-                }
-                Selection::Ids(id_set(ids, "/selection/ids")?)
-            }
-            (None, Some(true), except) => {
-                Selection::AllExcept(id_set(except.as_deref().unwrap_or(&[]), "/selection/except")?)
-            }
-            _ => {
-                return Err(InputError::new(
-                    "invalid_selection",
-                    "/selection",
-                    "the selection is either {\"ids\": [...]} or {\"all\": true, \"except\": [...]}",
-                ))
-            }
-        };
+        let selection =
+            Selection::parse(input.ids.as_deref(), input.all, input.except.as_deref(), input.view.as_ref())?;
         if !crate::text::is_printable_text(&input.check_number, CHECK_NUMBER_LEN_MAX, false) {
             return Err(InputError::new(
                 "invalid_check_number",
@@ -477,7 +504,7 @@ mod tests {
         assert!(ClearanceRequest::parse(&input()).is_ok());
         let all = ClearanceInput { ids: None, all: Some(true), except: Some(vec![one]), ..input() };
         assert!(
-            matches!(ClearanceRequest::parse(&all).map(|r| r.selection), Ok(Selection::AllExcept(s)) if s.len() == 1)
+            matches!(ClearanceRequest::parse(&all).map(|r| r.selection), Ok(Selection::AllExcept { except: s, .. }) if s.len() == 1)
         );
     }
 

@@ -16,10 +16,12 @@ pub mod pages;
 pub mod period;
 pub mod ports;
 pub mod read;
+pub mod selection;
 pub mod snapshot;
 pub mod text;
 pub mod tolerance;
 pub mod transaction;
+pub mod views;
 pub mod write;
 
 pub use ids::{CedentId, TransactionId, TreatyId};

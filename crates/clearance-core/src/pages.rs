@@ -1,5 +1,6 @@
-//! Page chunks of a snapshot: encoding, compression, the summary (totals
-//! and groupings), and derived views (sort and sub-filter).
+//! Page chunks of a snapshot: encoding, compression, and the summary
+//! (totals, groupings, and what a selection of every open row would take).
+//! Views over the chunks are in [`crate::views`].
 //!
 //! A chunk is one page: the JSON array of the page's rows, exactly as the API
 //! returns them, compressed with zstd. A warm page read therefore only
@@ -10,12 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::ids::{CedentId, CodeCache, TransactionId, TreatyId};
 use crate::money::{Amount, Currency};
 use crate::period::Period;
-use crate::snapshot::{InputError, SnapshotId};
 use crate::transaction::{LedgerRow, TxnStatus};
 
 /// Rows per page.
@@ -199,6 +198,87 @@ pub struct Summary {
     pub totals: Vec<Total>,
     pub by_cedent: Vec<GroupTotal>,
     pub by_period: Vec<GroupTotal>,
+    /// Absent in metas written before it existed: readers then count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<OpenRows>,
+}
+
+/// Ids of rows that are not open a summary names (the rest are counted).
+pub const NOT_OPEN_IDS_SHOWN: usize = 100;
+
+/// What a selection of every open row takes (the open rows' totals and
+/// treaties) and what it leaves out (the rows not open: their count and
+/// the first [`NOT_OPEN_IDS_SHOWN`] ids in the snapshot's order).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OpenRows {
+    pub totals: Vec<Total>,
+    pub treaties: Vec<String>,
+    pub not_open_count: u64,
+    pub not_open_ids: Vec<uuid::Uuid>,
+}
+
+/// Count and sum per currency.
+#[derive(Default)]
+pub struct CurrencyTotals(BTreeMap<Currency, (u64, Amount)>);
+
+impl CurrencyTotals {
+    /// # Errors
+    /// When the sum leaves `NUMERIC(18,2)`.
+    pub fn add(&mut self, currency: Currency, amount: Amount) -> Result<(), ChunkError> {
+        let total = self.0.entry(currency).or_insert((0, Amount::ZERO));
+        total.0 += 1;
+        total.1 = total.1.checked_add(amount).map_err(|e| ChunkError::Corrupt(e.to_string()))?;
+        Ok(())
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.values().map(|(n, _)| n).sum()
+    }
+
+    pub fn into_totals(self) -> Vec<Total> {
+        self.0
+            .into_iter()
+            .map(|(currency, (count, amount))| Total {
+                currency: currency.to_string(),
+                count,
+                amount: amount.to_string(),
+            })
+            .collect()
+    }
+}
+
+/// Tallies what [`OpenRows`] reports, a row at a time.
+#[derive(Default)]
+struct OpenTally {
+    totals: CurrencyTotals,
+    treaties: BTreeSet<crate::ids::TreatyId>,
+    not_open_count: u64,
+    not_open_ids: Vec<uuid::Uuid>,
+}
+
+impl OpenTally {
+    fn add(&mut self, row: &LedgerRow) -> Result<(), ChunkError> {
+        if row.status == crate::transaction::TxnStatus::Open {
+            if !self.treaties.contains(&row.treaty_id) {
+                self.treaties.insert(row.treaty_id.clone());
+            }
+            return self.totals.add(row.currency, row.amount);
+        }
+        self.not_open_count += 1;
+        if self.not_open_ids.len() < NOT_OPEN_IDS_SHOWN {
+            self.not_open_ids.push(row.id.0);
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> OpenRows {
+        OpenRows {
+            totals: self.totals.into_totals(),
+            treaties: self.treaties.into_iter().map(|t| t.to_string()).collect(),
+            not_open_count: self.not_open_count,
+            not_open_ids: self.not_open_ids,
+        }
+    }
 }
 
 /// Count and sum per (group key, currency). Looked up by borrowed key, so
@@ -245,9 +325,10 @@ pub struct SnapshotBuilder {
     rows_in_page: u32,
     pages_done: u32,
     row_count: u64,
-    totals: BTreeMap<Currency, (u64, Amount)>,
+    totals: CurrencyTotals,
     by_cedent: Tally<CedentId>,
     by_period: Tally<Period>,
+    open: OpenTally,
 }
 
 impl Default for SnapshotBuilder {
@@ -264,9 +345,10 @@ impl SnapshotBuilder {
             rows_in_page: 0,
             pages_done: 0,
             row_count: 0,
-            totals: BTreeMap::new(),
+            totals: CurrencyTotals::default(),
             by_cedent: Tally::new(),
             by_period: Tally::new(),
+            open: OpenTally::default(),
         }
     }
 
@@ -280,9 +362,8 @@ impl SnapshotBuilder {
         write_row_json(&mut self.page, row)?;
         self.rows_in_page += 1;
         self.row_count += 1;
-        let total = self.totals.entry(row.currency).or_insert((0, Amount::ZERO));
-        total.0 += 1;
-        total.1 = total.1.checked_add(row.amount).map_err(|e| ChunkError::Corrupt(e.to_string()))?;
+        self.totals.add(row.currency, row.amount)?;
+        self.open.add(row)?;
         self.by_cedent.add(&row.cedent_id, row.currency, row.amount)?;
         self.by_period.add(&row.accounting_period, row.currency, row.amount)?;
         if self.rows_in_page as usize == self.page_size {
@@ -319,17 +400,10 @@ impl SnapshotBuilder {
     pub fn finish(mut self) -> Result<(Option<Chunk>, Built), ChunkError> {
         let last = if self.rows_in_page > 0 || self.pages_done == 0 { Some(self.seal()?) } else { None };
         let summary = Summary {
-            totals: self
-                .totals
-                .into_iter()
-                .map(|(currency, (count, amount))| Total {
-                    currency: currency.to_string(),
-                    count,
-                    amount: amount.to_string(),
-                })
-                .collect(),
+            totals: self.totals.into_totals(),
             by_cedent: self.by_cedent.groups(),
             by_period: self.by_period.groups(),
+            open: Some(self.open.finish()),
         };
         Ok((last, Built { row_count: self.row_count, page_count: self.pages_done, summary }))
     }
@@ -341,170 +415,6 @@ pub struct Built {
     pub row_count: u64,
     pub page_count: u32,
     pub summary: Summary,
-}
-
-/// Fields a view may sort on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortField {
-    AccountingPeriod,
-    TxnDate,
-    Amount,
-    CedentId,
-    Currency,
-    Reference,
-    TreatyId,
-}
-
-impl SortField {
-    const ALL: [(&'static str, Self); 7] = [
-        ("accounting_period", Self::AccountingPeriod),
-        ("txn_date", Self::TxnDate),
-        ("amount", Self::Amount),
-        ("cedent_id", Self::CedentId),
-        ("currency", Self::Currency),
-        ("reference", Self::Reference),
-        ("treaty_id", Self::TreatyId),
-    ];
-
-    fn name(self) -> &'static str {
-        Self::ALL.iter().find(|(_, f)| *f == self).map_or("", |(n, _)| n)
-    }
-}
-
-/// A sort and sub-filter applied to a snapshot. The identity view (no sort,
-/// no sub-filter) is the snapshot itself.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ViewSpec {
-    sort: Option<(SortField, bool)>,
-    cedent_ids: BTreeSet<CedentId>,
-    currency: Option<Currency>,
-}
-
-/// Longest query value accepted for a view parameter.
-const VIEW_PARAM_LEN_MAX: usize = 2_048;
-
-impl ViewSpec {
-    /// Parses `sort=field:asc|desc`, `cedent_id=A[,B...]`, `currency=USD`.
-    ///
-    /// # Errors
-    /// [`InputError`] naming the query parameter.
-    pub fn parse(
-        sort: Option<&str>,
-        cedent_id: Option<&str>,
-        currency: Option<&str>,
-    ) -> Result<Self, InputError> {
-        for (name, value) in [("sort", sort), ("cedent_id", cedent_id), ("currency", currency)] {
-            if value.is_some_and(|v| v.len() > VIEW_PARAM_LEN_MAX) {
-                return Err(InputError::new(
-                    "invalid_query",
-                    name,
-                    format!("{name} is longer than {VIEW_PARAM_LEN_MAX} characters"),
-                ));
-            }
-        }
-        let sort = match sort.filter(|s| !s.is_empty()) {
-            None => None,
-            Some(spec) => {
-                let (field, direction) = spec.split_once(':').unwrap_or((spec, "asc"));
-                let field =
-                    SortField::ALL.iter().find(|(name, _)| *name == field).map(|(_, f)| *f).ok_or_else(
-                        || {
-                            let names: Vec<&str> = SortField::ALL.iter().map(|(n, _)| *n).collect();
-                            InputError::new(
-                                "invalid_sort",
-                                "sort",
-                                format!("sort on one of: {}", names.join(", ")),
-                            )
-                        },
-                    )?;
-                let descending = match direction {
-                    "asc" => false,
-                    "desc" => true,
-                    _ => return Err(InputError::new("invalid_sort", "sort", "the direction is asc or desc")),
-                };
-                Some((field, descending))
-            }
-        };
-        let cedent_ids = cedent_id
-            .map(|list| {
-                // An empty value is no filter; otherwise every item is a code.
-                list.split(',')
-                    .filter(|_| !list.is_empty())
-                    .map(|c| {
-                        CedentId::parse(c)
-                            .map_err(|e| InputError::new("invalid_cedent_id", "cedent_id", e.to_string()))
-                    })
-                    .collect::<Result<BTreeSet<_>, _>>()
-            })
-            .transpose()?
-            .unwrap_or_default();
-        let currency = currency
-            .map(|c| {
-                Currency::parse_code(c)
-                    .map_err(|e| InputError::new("invalid_currency", "currency", e.to_string()))
-            })
-            .transpose()?;
-        Ok(Self { sort, cedent_ids, currency })
-    }
-
-    pub fn is_identity(&self) -> bool {
-        self.sort.is_none() && self.cedent_ids.is_empty() && self.currency.is_none()
-    }
-
-    pub fn canonical(&self) -> String {
-        let cedents: Vec<&str> = self.cedent_ids.iter().map(CedentId::as_str).collect();
-        format!(
-            "sort={};cedent_id={};currency={}",
-            self.sort.map_or_else(String::new, |(f, d)| format!(
-                "{}:{}",
-                f.name(),
-                if d { "desc" } else { "asc" }
-            )),
-            cedents.join(","),
-            self.currency.map_or("", Currency::as_str),
-        )
-    }
-
-    /// The id of this view of `snapshot`: derived from both, so a view is
-    /// cached once per snapshot and never shared across snapshots.
-    pub fn view_id(&self, snapshot: &SnapshotId) -> SnapshotId {
-        let mut hasher = Sha256::new();
-        hasher.update(b"view\0");
-        hasher.update(snapshot.as_str().as_bytes());
-        hasher.update(b"\0");
-        hasher.update(self.canonical().as_bytes());
-        SnapshotId::from_digest(&hasher.finalize())
-    }
-
-    pub fn keeps(&self, row: &LedgerRow) -> bool {
-        (self.cedent_ids.is_empty() || self.cedent_ids.contains(&row.cedent_id))
-            && self.currency.is_none_or(|c| c == row.currency)
-    }
-
-    /// Filters and sorts rows in place. Ties keep the snapshot's order (the
-    /// primary key), so the result is the same on every run.
-    pub fn apply(&self, rows: &mut Vec<LedgerRow>) {
-        rows.retain(|r| self.keeps(r));
-        let Some((field, descending)) = self.sort else { return };
-        // Unstable (no buffer of half the rows, which a stable sort takes),
-        // with the snapshot's own order, the primary key, breaking ties: the
-        // same order a stable sort of the snapshot gives.
-        rows.sort_unstable_by(|a, b| {
-            let order = match field {
-                SortField::AccountingPeriod => a.accounting_period.cmp(&b.accounting_period),
-                SortField::TxnDate => a.txn_date.cmp(&b.txn_date),
-                SortField::Amount => a.amount.cmp(&b.amount),
-                SortField::CedentId => a.cedent_id.cmp(&b.cedent_id),
-                SortField::Currency => a.currency.cmp(&b.currency),
-                SortField::Reference => a.reference.cmp(&b.reference),
-                SortField::TreatyId => a.treaty_id.cmp(&b.treaty_id),
-            };
-            let order = if descending { order.reverse() } else { order };
-            order.then_with(|| {
-                (&a.treaty_id, a.accounting_period, a.id).cmp(&(&b.treaty_id, b.accounting_period, b.id))
-            })
-        });
-    }
 }
 
 #[cfg(test)]
@@ -559,86 +469,6 @@ mod tests {
             let expected = if n == 0 { vec![] } else { vec![Total { currency: "USD".into(), count: u64::from(n), amount: Amount::from_cents(sum).to_string() }] };
             prop_assert_eq!(built.summary.totals, expected);
         }
-    }
-
-    #[test]
-    fn views_sort_across_pages_and_filter_exactly() -> Result<(), Box<dyn std::error::Error>> {
-        let rows: Vec<_> = (0..3_000u32)
-            .map(|i| {
-                row(
-                    i,
-                    i64::from((i * 7_919) % 10_007),
-                    if i % 3 == 0 { "CED-A" } else { "CED-B" },
-                    if i % 5 == 0 { "EUR" } else { "USD" },
-                )
-            })
-            .collect();
-        let view = ViewSpec::parse(Some("amount:desc"), Some("ced-a"), Some("USD"))?;
-        let mut viewed = rows.clone();
-        view.apply(&mut viewed);
-        let expected: Vec<_> =
-            rows.iter().filter(|r| r.cedent_id.as_str() == "CED-A" && r.currency.as_str() == "USD").collect();
-        assert_eq!(viewed.len(), expected.len());
-        assert!(viewed.windows(2).all(|w| w[0].amount >= w[1].amount));
-        let (chunks, built) = build(&viewed, 97)?;
-        let mut back = Vec::new();
-        for c in &chunks {
-            back.extend(decode_rows(&c.bytes)?);
-        }
-        assert_eq!(back, viewed);
-        assert_eq!(built.row_count as usize, expected.len());
-        Ok(())
-    }
-
-    #[test]
-    fn a_view_orders_ties_as_a_stable_sort_of_the_snapshot_does() -> Result<(), Box<dyn std::error::Error>> {
-        // Many equal amounts and cedents: ties everywhere.
-        let mut rows: Vec<_> = (0..2_000u32)
-            .map(|i| row(i, i64::from(i % 7), if i % 2 == 0 { "CED-A" } else { "CED-B" }, "USD"))
-            .collect();
-        // A snapshot holds its rows in primary-key order.
-        rows.sort_by(|a, b| {
-            (&a.treaty_id, a.accounting_period, a.id).cmp(&(&b.treaty_id, b.accounting_period, b.id))
-        });
-        for (field, key) in [
-            ("amount", (|r: &LedgerRow| r.amount.to_string()) as fn(&LedgerRow) -> String),
-            ("cedent_id", |r: &LedgerRow| r.cedent_id.to_string()),
-        ] {
-            for direction in ["asc", "desc"] {
-                let view = ViewSpec::parse(Some(&format!("{field}:{direction}")), None, None)?;
-                let mut viewed = rows.clone();
-                view.apply(&mut viewed);
-                let mut stable = rows.clone();
-                stable.sort_by(|a, b| {
-                    let order = if field == "amount" { a.amount.cmp(&b.amount) } else { key(a).cmp(&key(b)) };
-                    if direction == "desc" {
-                        order.reverse()
-                    } else {
-                        order
-                    }
-                });
-                assert_eq!(viewed, stable, "{field}:{direction}");
-            }
-        }
-        Ok(())
-    }
-
-    #[test]
-    fn bad_view_parameters_name_the_parameter() {
-        for (sort, cedent, currency, field) in [
-            (Some("bogus:asc"), None, None, "sort"),
-            (Some("amount:up"), None, None, "sort"),
-            (None, Some("CED 1"), None, "cedent_id"),
-            (None, None, Some("XXX"), "currency"),
-        ] {
-            assert_eq!(ViewSpec::parse(sort, cedent, currency).map_err(|e| e.field), Err(field.to_owned()));
-        }
-        assert!(ViewSpec::parse(Some(""), Some(""), None).is_ok_and(|v| v.is_identity()));
-        // The schema's enum: one spelling, no padding.
-        for currency in [" ", "", "usd", " USD"] {
-            assert!(ViewSpec::parse(None, None, Some(currency)).is_err(), "{currency:?}");
-        }
-        assert!(ViewSpec::parse(None, Some("CED-1,,CED-2"), None).is_err(), "an empty item");
     }
 
     #[test]

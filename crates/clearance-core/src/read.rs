@@ -7,12 +7,11 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use crate::access::Identity;
 use crate::ids::TreatyId;
-use crate::pages::{
-    decode_rows, page_json, Chunk, ChunkError, SnapshotBuilder, ViewSpec, PAGES_MAX, PAGE_SIZE,
-};
+use crate::pages::{decode_rows, page_json, Chunk, ChunkError, SnapshotBuilder, Total, PAGES_MAX, PAGE_SIZE};
 use crate::ports::{BackendError, LedgerReader, ScopeMirror, SnapshotMeta, SnapshotStore};
 use crate::snapshot::{SearchFilter, SnapshotId};
 use crate::transaction::LedgerRow;
+use crate::views::ViewSpec;
 
 /// Chunks stored per batch while a snapshot is being built (DynamoDB's
 /// BatchWriteItem takes 25 items).
@@ -83,13 +82,15 @@ pub struct MissTimings {
     pub read_encode_wall: Duration,
 }
 
-/// One page, its rows as the JSON array the API returns.
+/// One page, its rows as the JSON array the API returns, with its view's
+/// size and totals (the snapshot's, for the unfiltered view).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
     pub snapshot_id: SnapshotId,
     pub number: u32,
     pub page_count: u32,
     pub row_count: u64,
+    pub totals: Vec<Total>,
     pub rows_json: Vec<u8>,
     pub stale: bool,
 }
@@ -260,6 +261,7 @@ impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadService<L, S, M> {
             number: 0,
             page_count: meta.page_count,
             row_count: meta.row_count,
+            totals: meta.summary.totals.clone(),
             rows_json: page_json(&first.bytes)?,
             stale: false,
         };
@@ -322,12 +324,8 @@ impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadService<L, S, M> {
         if view.is_identity() {
             return self.read_page(&base, id, number, true).await;
         }
-        let view_id = view.view_id(id);
-        let meta = match self.live_meta(&view_id, who, now_secs).await? {
-            Some(meta) => meta,
-            None => self.materialize(&base, view, view_id.clone()).await?,
-        };
-        let mut page = self.read_page(&meta, &view_id, number, true).await?;
+        let meta = view_meta(&self.store, &base, view, now_secs).await?;
+        let mut page = self.read_page(&meta, &meta.id, number, true).await?;
         page.snapshot_id = id.clone();
         Ok(page)
     }
@@ -365,53 +363,76 @@ impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadService<L, S, M> {
             number,
             page_count: meta.page_count,
             row_count: meta.row_count,
+            totals: meta.summary.totals.clone(),
             rows_json: page_json(&chunk)?,
             stale,
         })
     }
+}
 
-    /// Builds a view from the snapshot's chunks (never from the ledger) and
-    /// caches it under its own id with the snapshot's expiry.
-    async fn materialize(
-        &self,
-        base: &SnapshotMeta,
-        view: &ViewSpec,
-        view_id: SnapshotId,
-    ) -> Result<SnapshotMeta, ReadError> {
-        let mut rows = snapshot_rows(&self.store, base).await?;
-        view.apply(&mut rows);
-        // Chunks go to the store a batch at a time as they are built, so the
-        // view's rows and one batch of chunks are all that is held.
-        let mut builder = SnapshotBuilder::new(base.page_size as usize);
-        let mut out = Vec::with_capacity(CHUNK_BATCH);
-        for row in &rows {
-            out.extend(builder.push(row)?);
-            if out.len() == CHUNK_BATCH {
-                self.store.put_chunks(&view_id, &out, base.expires_at_secs).await?;
-                out.clear();
-            }
-        }
-        drop(rows);
-        let (last, built) = builder.finish()?;
-        out.extend(last);
-        if !out.is_empty() {
-            self.store.put_chunks(&view_id, &out, base.expires_at_secs).await?;
-        }
-        let meta = SnapshotMeta {
-            id: view_id,
-            owner: base.owner.clone(),
-            filter: base.filter.clone(),
-            view_of: Some((base.id.clone(), view.canonical())),
-            treaty_ids: base.treaty_ids.clone(),
-            version_token: base.version_token.clone(),
-            row_count: built.row_count,
-            page_count: built.page_count,
-            page_size: base.page_size,
-            summary: built.summary,
-            created_at_secs: base.created_at_secs,
-            expires_at_secs: base.expires_at_secs,
-        };
-        self.store.put_meta(&meta).await?;
-        Ok(meta)
+/// The meta of a view of `base`: the cached one while it lives, else built
+/// from the snapshot's chunks (never from the ledger) and cached under its
+/// own id with the snapshot's expiry. The identity view is `base` itself.
+///
+/// # Errors
+/// Backend errors; [`ChunkError`] when a chunk is missing or corrupt.
+pub(crate) async fn view_meta<S: SnapshotStore>(
+    store: &S,
+    base: &SnapshotMeta,
+    view: &ViewSpec,
+    now_secs: i64,
+) -> Result<SnapshotMeta, ReadError> {
+    if view.is_identity() {
+        return Ok(base.clone());
     }
+    let view_id = view.view_id(&base.id);
+    if let Some(meta) =
+        store.meta(&view_id).await?.filter(|m| m.owner == base.owner && m.expires_at_secs > now_secs)
+    {
+        return Ok(meta);
+    }
+    materialize(store, base, view, view_id).await
+}
+
+async fn materialize<S: SnapshotStore>(
+    store: &S,
+    base: &SnapshotMeta,
+    view: &ViewSpec,
+    view_id: SnapshotId,
+) -> Result<SnapshotMeta, ReadError> {
+    let rows = snapshot_rows(store, base).await?;
+    let order = view.order(&rows);
+    // Chunks go to the store a batch at a time as they are built, so the
+    // snapshot's rows and one batch of chunks are all that is held.
+    let mut builder = SnapshotBuilder::new(base.page_size as usize);
+    let mut out = Vec::with_capacity(CHUNK_BATCH);
+    for &i in &order {
+        out.extend(builder.push(&rows[i as usize])?);
+        if out.len() == CHUNK_BATCH {
+            store.put_chunks(&view_id, &out, base.expires_at_secs).await?;
+            out.clear();
+        }
+    }
+    drop(rows);
+    let (last, built) = builder.finish()?;
+    out.extend(last);
+    if !out.is_empty() {
+        store.put_chunks(&view_id, &out, base.expires_at_secs).await?;
+    }
+    let meta = SnapshotMeta {
+        id: view_id,
+        owner: base.owner.clone(),
+        filter: base.filter.clone(),
+        view_of: Some((base.id.clone(), view.canonical())),
+        treaty_ids: base.treaty_ids.clone(),
+        version_token: base.version_token.clone(),
+        row_count: built.row_count,
+        page_count: built.page_count,
+        page_size: base.page_size,
+        summary: built.summary,
+        created_at_secs: base.created_at_secs,
+        expires_at_secs: base.expires_at_secs,
+    };
+    store.put_meta(&meta).await?;
+    Ok(meta)
 }

@@ -56,6 +56,22 @@ pub fn is_positive_amount_text(raw: &str) -> bool {
     }
 }
 
+/// An amount as a filter bound states it: optionally negative, at most 16
+/// integer digits, no leading zero, at most two decimals
+/// (`^-?(0|[1-9][0-9]{0,15})(\.[0-9]{1,2})?$`).
+pub fn is_amount_text(raw: &str) -> bool {
+    let unsigned = raw.strip_prefix('-').unwrap_or(raw);
+    let (integer, fraction) = match unsigned.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (unsigned, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(integer)
+        && integer.len() <= 16
+        && (integer == "0" || !integer.starts_with('0'))
+        && fraction.is_none_or(|f| digits(f) && f.len() <= 2)
+}
+
 /// A calendar date written `YYYY-MM-DD`, exactly ten characters.
 pub fn parse_date(raw: &str) -> Option<chrono::NaiveDate> {
     let shaped = raw.len() == 10
@@ -111,6 +127,16 @@ mod tests {
             ["0", "0.0", "0.00", "-1.00", "01.00", "1.", ".5", "1.005", "1e5", " 1", "10000000000000000"]
         {
             assert!(!is_positive_amount_text(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_bound_is_a_canonical_decimal_of_either_sign() {
+        for good in ["0", "-0", "1", "-1.5", "0.01", "12500.00", "-9999999999999999.99"] {
+            assert!(is_amount_text(good), "{good}");
+        }
+        for bad in ["", "-", "01", "-01.0", "1.", ".5", "1.005", "1e5", " 1", "+1", "10000000000000000"] {
+            assert!(!is_amount_text(bad), "{bad}");
         }
     }
 

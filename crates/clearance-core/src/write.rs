@@ -4,7 +4,6 @@
 //! at which versions the operator saw, PostgreSQL decides whether they are
 //! still so.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -18,15 +17,16 @@ use crate::clearance::{
     ReversalHeader, ReversalReason, Selection, SnapshotRowRef,
 };
 use crate::idempotency::RequestKey;
-use crate::ids::{TransactionId, TreatyId};
-use crate::money::{Amount, Currency};
+use crate::ids::TreatyId;
 use crate::outbox::{publish_committed, EventOutbox, EventPublisher};
 use crate::ports::{
     BackendError, ClearanceLedger, JobKey, LedgerWriteError, PriorUse, ScopeMirror, SnapshotMeta,
     SnapshotStore,
 };
 use crate::read::{each_snapshot_page, ReadError};
-use crate::transaction::{LedgerRow, TxnStatus};
+use crate::selection::{SelectionResolver, SelectionSummary};
+use crate::snapshot::SnapshotId;
+use crate::views::ViewSpec;
 
 /// Default largest selection cleared inside the request.
 pub const SYNC_ROWS_MAX_DEFAULT: usize = 2_000;
@@ -176,130 +176,6 @@ pub struct Cleared {
     pub timings: ClearTimings,
 }
 
-/// A row a selection takes: what the posting and the guard need of it
-/// (about 60 bytes, against a few hundred for the whole snapshot row).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SelectedRow {
-    pub row: SnapshotRowRef,
-    pub amount: Amount,
-    pub currency: Currency,
-}
-
-/// Resolves a selection against a snapshot one page at a time, keeping only
-/// what the selection takes, so that resolving 1M rows never holds the
-/// snapshot: named ids must all be rows of the snapshot, taken rows must be
-/// open (as the snapshot saw them), at least one row, one treaty, at most
-/// `limit` rows. Membership is decided by the snapshot only; the guard
-/// decides whether the rows are still so.
-pub struct SelectionResolver<'a> {
-    selection: &'a Selection,
-    limit: usize,
-    seen: BTreeSet<TransactionId>,
-    taken: u64,
-    selected: Vec<SelectedRow>,
-    not_open: Vec<Uuid>,
-    treaties: BTreeSet<TreatyId>,
-}
-
-impl<'a> SelectionResolver<'a> {
-    pub fn new(selection: &'a Selection, limit: usize) -> Self {
-        Self {
-            selection,
-            limit,
-            seen: BTreeSet::new(),
-            taken: 0,
-            selected: Vec::new(),
-            not_open: Vec::new(),
-            treaties: BTreeSet::new(),
-        }
-    }
-
-    /// Takes what the selection names from the next page of the snapshot.
-    pub fn take(&mut self, rows: &[LedgerRow]) {
-        let named = match self.selection {
-            Selection::Ids(ids) | Selection::AllExcept(ids) => ids,
-        };
-        for row in rows {
-            let is_named = named.contains(&row.id);
-            if is_named {
-                self.seen.insert(row.id);
-            }
-            let takes = match self.selection {
-                Selection::Ids(_) => is_named,
-                Selection::AllExcept(_) => !is_named && row.status == TxnStatus::Open,
-            };
-            if !takes {
-                continue;
-            }
-            if row.status != TxnStatus::Open {
-                self.not_open.push(row.id.0);
-                continue;
-            }
-            self.taken += 1;
-            if !self.treaties.contains(&row.treaty_id) {
-                self.treaties.insert(row.treaty_id.clone());
-            }
-            // Past the limit only the count goes on: the answer is 413.
-            if self.selected.len() < self.limit {
-                self.selected.push(SelectedRow {
-                    row: SnapshotRowRef {
-                        id: row.id.0,
-                        accounting_period: row.accounting_period.first_day(),
-                        row_version: row.row_version,
-                    },
-                    amount: row.amount,
-                    currency: row.currency,
-                });
-            }
-        }
-    }
-
-    /// The selection's treaty and rows, in snapshot order.
-    ///
-    /// # Errors
-    /// [`WriteError`]: ids not in the snapshot, rows not open, nothing
-    /// selected, several treaties, more rows than the limit.
-    pub fn finish(self) -> Result<(TreatyId, Vec<SelectedRow>), WriteError> {
-        let (named, field) = match self.selection {
-            Selection::Ids(ids) => (ids, "/selection/ids"),
-            Selection::AllExcept(except) => (except, "/selection/except"),
-        };
-        if self.seen.len() != named.len() {
-            let ids = named.iter().filter(|id| !self.seen.contains(id)).map(|id| id.0).collect();
-            return Err(WriteError::UnknownIds { field, ids });
-        }
-        if !self.not_open.is_empty() {
-            let mut not_open = self.not_open;
-            not_open.sort_unstable();
-            return Err(WriteError::RowsNotOpen(not_open));
-        }
-        if self.treaties.len() > 1 {
-            return Err(WriteError::SpansTreaties(self.treaties.into_iter().collect()));
-        }
-        let Some(treaty) = self.treaties.into_iter().next() else {
-            return Err(WriteError::EmptySelection);
-        };
-        if self.taken > self.limit as u64 {
-            return Err(WriteError::TooLarge { rows: self.taken, max: self.limit });
-        }
-        Ok((treaty, self.selected))
-    }
-}
-
-/// [`SelectionResolver`] over rows at hand.
-///
-/// # Errors
-/// As [`SelectionResolver::finish`].
-pub fn resolve_selection(
-    rows: &[LedgerRow],
-    selection: &Selection,
-    limit: usize,
-) -> Result<(TreatyId, Vec<SelectedRow>), WriteError> {
-    let mut resolver = SelectionResolver::new(selection, limit);
-    resolver.take(rows);
-    resolver.finish()
-}
-
 /// What a clearance request started: a clearance posted in the request, or
 /// a batch job.
 #[derive(Debug, Clone)]
@@ -348,25 +224,73 @@ where
 
     /// The snapshot's meta when `who` owns it, it is live, and `who` is still
     /// entitled to its treaties.
-    async fn owned_snapshot(
+    async fn live_snapshot(
         &self,
         who: &Identity,
-        request: &ClearanceRequest,
+        id: &SnapshotId,
         now_secs: i64,
     ) -> Result<SnapshotMeta, WriteError> {
         let meta = self
             .store
-            .meta(&request.snapshot_id)
+            .meta(id)
             .await?
             .filter(|m| m.owner == who.operator && m.expires_at_secs > now_secs && m.view_of.is_none())
             .ok_or(WriteError::SnapshotNotFound)?;
         if let Some(treaty) = meta.treaty_ids.iter().find(|t| !who.entitlement.allows(t)) {
             return Err(WriteError::NotEntitled(treaty.clone()));
         }
+        Ok(meta)
+    }
+
+    /// [`Self::live_snapshot`] whose version token is the request's.
+    async fn owned_snapshot(
+        &self,
+        who: &Identity,
+        request: &ClearanceRequest,
+        now_secs: i64,
+    ) -> Result<SnapshotMeta, WriteError> {
+        let meta = self.live_snapshot(who, &request.snapshot_id, now_secs).await?;
         if meta.version_token.to_string() != request.version_token {
             return Err(WriteError::VersionTokenMismatch);
         }
         Ok(meta)
+    }
+
+    /// The preview of a clearance of `selection` (DESIGN.md, "The grid's
+    /// API"): reads the snapshot only, writes nothing. Every open row of a
+    /// view is answered from the view's meta (built once, then one read);
+    /// any other selection is resolved over the snapshot's pages, by the
+    /// resolver a clearance uses.
+    ///
+    /// # Errors
+    /// [`WriteError`]: the snapshot unknown or foreign, ids not in it,
+    /// several treaties, more rows than a job takes; backend errors.
+    pub async fn selection_summary(
+        &self,
+        who: &Identity,
+        snapshot_id: &SnapshotId,
+        selection: &Selection,
+        now_secs: i64,
+    ) -> Result<SelectionSummary, WriteError> {
+        let (limit, sync_max) = (self.config.batch_rows_max, self.config.sync_rows_max);
+        if let Selection::Ids(ids) = selection {
+            if ids.len() > limit {
+                return Err(WriteError::TooLarge { rows: ids.len() as u64, max: limit });
+            }
+        }
+        let meta = self.live_snapshot(who, snapshot_id, now_secs).await?;
+        if let Selection::AllExcept { except, view } = selection {
+            if except.is_empty() {
+                let view = ViewSpec::filtered(view.clone());
+                let viewed = crate::read::view_meta(&self.store, &meta, &view, now_secs).await?;
+                if let Some(open) = &viewed.summary.open {
+                    return SelectionSummary::of_open_rows(open, limit, sync_max);
+                }
+            }
+        }
+        let mut resolver = SelectionResolver::counting(selection, limit);
+        each_snapshot_page(&self.store, &meta, |page| resolver.take(&page)).await?;
+        resolver.summarize(sync_max)
     }
 
     /// Refuses, before any IO, an id selection over the batch limit (an
@@ -628,69 +552,5 @@ where
         let timings =
             ClearTimings { ledger, read_back: started.elapsed() - ledger, ..ClearTimings::default() };
         Ok(Cleared { record, already_posted: posted.already_posted, timings })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{Amount, CedentId, Currency, Period};
-
-    fn parse<T, E>(r: Result<T, E>) -> T {
-        r.unwrap_or_else(|_| unreachable!())
-    }
-
-    fn row(n: u128, treaty: &str, status: TxnStatus) -> LedgerRow {
-        LedgerRow {
-            id: TransactionId(Uuid::from_u128(n)),
-            treaty_id: parse(TreatyId::parse(treaty)),
-            cedent_id: parse(CedentId::parse("CED-1")),
-            accounting_period: parse(Period::parse("2024-01")),
-            txn_date: chrono::NaiveDate::default(),
-            amount: Amount::from_cents(100),
-            currency: parse(Currency::parse("USD")),
-            reference: String::new(),
-            status,
-            row_version: 1,
-        }
-    }
-
-    fn ids(ns: &[u128]) -> BTreeSet<TransactionId> {
-        ns.iter().map(|n| TransactionId(Uuid::from_u128(*n))).collect()
-    }
-
-    #[test]
-    fn selections_resolve_against_the_snapshot_only() {
-        let rows = vec![
-            row(1, "TR-1", TxnStatus::Open),
-            row(2, "TR-1", TxnStatus::Cleared),
-            row(3, "TR-1", TxnStatus::Open),
-        ];
-        let picked = |s: &Selection| {
-            resolve_selection(&rows, s, 10).map(|(_, r)| r.iter().map(|r| r.row.id).collect::<Vec<_>>())
-        };
-        assert_eq!(picked(&Selection::Ids(ids(&[3]))).ok(), Some(vec![Uuid::from_u128(3)]));
-        assert_eq!(picked(&Selection::AllExcept(ids(&[1]))).ok(), Some(vec![Uuid::from_u128(3)]));
-        assert!(matches!(
-            resolve_selection(&rows, &Selection::AllExcept(ids(&[2])), 1),
-            Err(WriteError::TooLarge { rows: 2, max: 1 })
-        ));
-        assert!(matches!(
-            picked(&Selection::Ids(ids(&[1, 9]))),
-            Err(WriteError::UnknownIds { field: "/selection/ids", ids }) if ids == vec![Uuid::from_u128(9)]
-        ));
-        assert!(matches!(
-            picked(&Selection::AllExcept(ids(&[8]))),
-            Err(WriteError::UnknownIds { field: "/selection/except", .. })
-        ));
-        assert!(
-            matches!(picked(&Selection::Ids(ids(&[2]))), Err(WriteError::RowsNotOpen(v)) if v.len() == 1)
-        );
-        assert!(matches!(picked(&Selection::AllExcept(ids(&[1, 3]))), Err(WriteError::EmptySelection)));
-        let two = vec![row(1, "TR-1", TxnStatus::Open), row(2, "TR-2", TxnStatus::Open)];
-        assert!(matches!(
-            resolve_selection(&two, &Selection::AllExcept(BTreeSet::new()), 10),
-            Err(WriteError::SpansTreaties(t)) if t.len() == 2
-        ));
     }
 }

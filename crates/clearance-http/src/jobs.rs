@@ -17,7 +17,7 @@ impl<J: JobStore> JobsApi<J> {
     }
 
     pub fn serves(path: &str) -> bool {
-        path == "/v1/jobs" || path.starts_with("/v1/jobs/")
+        crate::serves_jobs(path)
     }
 
     async fn route(&self, request: ApiRequest<'_>) -> Result<Response<Bytes>, ApiError> {

@@ -19,16 +19,17 @@ pub use write::{parse_clearance, parse_reversal, WriteApi, CLEARANCE_BODY_BYTES_
 
 use bytes::Bytes;
 use clearance_core::access::Identity;
-use clearance_core::pages::ViewSpec;
 use clearance_core::read::ReadError;
 use clearance_core::snapshot::{InputError, SearchFilter};
+use clearance_core::views::{ViewFilter, ViewFilterInput, ViewSpec, FILTER_PARAMS, VIEW_PARAM_LEN_MAX};
 use http::{HeaderMap, Method, Response, StatusCode};
 
 /// Every route the APIs serve, as (method, path template): the OpenAPI
 /// document lists exactly these (a test compares them).
-pub const ROUTES: [(&str, &str); 6] = [
+pub const ROUTES: [(&str, &str); 7] = [
     ("POST", "/v1/searches"),
     ("GET", "/v1/searches/{id}/pages/{n}"),
+    ("POST", "/v1/searches/{id}/selection-summary"),
     ("POST", "/v1/clearances"),
     ("GET", "/v1/clearances/{id}"),
     ("POST", "/v1/clearances/{id}/reversal"),
@@ -253,6 +254,28 @@ pub(crate) fn route_not_found() -> ApiError {
     ApiError::new("route_not_found", "no such route")
 }
 
+/// Whether `path` is a selection summary's: served by the write function,
+/// which knows the clearance limits, though it sits under `/v1/searches/`.
+fn is_selection_summary(path: &str) -> bool {
+    path.starts_with("/v1/searches/") && path.trim_end_matches('/').ends_with("/selection-summary")
+}
+
+/// Whether the read function serves `path` (searches and pages).
+pub fn serves_read(path: &str) -> bool {
+    path == "/v1/searches" || (path.starts_with("/v1/searches/") && !is_selection_summary(path))
+}
+
+/// Whether the write function serves `path` (clearances, reversals, the
+/// selection summary).
+pub fn serves_write(path: &str) -> bool {
+    path == "/v1/clearances" || path.starts_with("/v1/clearances/") || is_selection_summary(path)
+}
+
+/// Whether the job-status function serves `path`.
+pub fn serves_jobs(path: &str) -> bool {
+    path == "/v1/jobs" || path.starts_with("/v1/jobs/")
+}
+
 /// Parses and validates a search body. No IO happens before this succeeds.
 ///
 /// # Errors
@@ -277,8 +300,8 @@ pub fn parse_page_number(raw: &str) -> Result<u32, ApiError> {
         .map_err(|_| ApiError::new("invalid_page_number", "a page number is 0 or more").with_field("n"))
 }
 
-/// Parses the page query: `sort`, `cedent_id`, `currency`; anything else is
-/// refused rather than ignored.
+/// Parses the page query: `sort` and the view's filter parameters
+/// ([`FILTER_PARAMS`]); anything else is refused rather than ignored.
 ///
 /// # Errors
 /// [`ApiError`] 400 naming the parameter.
@@ -287,31 +310,44 @@ pub fn parse_view(query: Option<&str>) -> Result<ViewSpec, ApiError> {
     if query.len() > QUERY_BYTES_MAX {
         return Err(ApiError::new("invalid_query", "the query string is too long"));
     }
-    let (mut sort, mut cedent, mut currency) = (None, None, None);
+    let mut values: std::collections::BTreeMap<&str, String> = std::collections::BTreeMap::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = wire::percent_decode(value).ok_or_else(|| {
-            ApiError::new("invalid_query", "bad percent-encoding").with_field(key.to_owned())
-        })?;
-        let slot = match key {
-            "sort" => &mut sort,
-            "cedent_id" => &mut cedent,
-            "currency" => &mut currency,
-            other => {
-                return Err(ApiError::new(
-                    "unknown_parameter",
-                    "the page query takes sort, cedent_id and currency",
-                )
-                .with_field(other.chars().take(64).collect::<String>()))
-            }
+        let Some(name) = std::iter::once("sort").chain(FILTER_PARAMS).find(|n| *n == key) else {
+            return Err(ApiError::new(
+                "unknown_parameter",
+                format!("the page query takes sort, {}", FILTER_PARAMS.join(", ")),
+            )
+            .with_field(key.chars().take(64).collect::<String>()));
         };
-        if slot.replace(value).is_some() {
-            return Err(
-                ApiError::new("duplicate_parameter", "give each parameter once").with_field(key.to_owned())
-            );
+        let value = wire::percent_decode(value)
+            .ok_or_else(|| ApiError::new("invalid_query", "bad percent-encoding").with_field(name))?;
+        if value.len() > VIEW_PARAM_LEN_MAX {
+            let message = format!("{name} is longer than {VIEW_PARAM_LEN_MAX} bytes");
+            return Err(ApiError::new("invalid_query", message).with_field(name));
+        }
+        if values.insert(name, value).is_some() {
+            return Err(ApiError::new("duplicate_parameter", "give each parameter once").with_field(name));
         }
     }
-    Ok(ViewSpec::parse(sort.as_deref(), cedent.as_deref(), currency.as_deref())?)
+    let mut take = |name: &str| values.remove(name);
+    // An empty list is no cedent filter; otherwise every item is a code.
+    let cedent_id = take("cedent_id")
+        .filter(|list| !list.is_empty())
+        .map(|list| list.split(',').map(str::to_owned).collect());
+    let input = ViewFilterInput {
+        cedent_id,
+        currency: take("currency"),
+        amount_min: take("amount_min"),
+        amount_max: take("amount_max"),
+        reference: take("reference"),
+        txn_date_from: take("txn_date_from"),
+        txn_date_to: take("txn_date_to"),
+        period_from: take("period_from"),
+        period_to: take("period_to"),
+    };
+    let filter = ViewFilter::parse(&input, "")?;
+    Ok(ViewSpec::parse(take("sort").as_deref(), filter)?)
 }
 
 #[cfg(test)]

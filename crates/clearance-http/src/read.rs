@@ -24,7 +24,7 @@ impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadApi<L, S, M> {
 
     /// Whether this API serves the route (the local server asks each API).
     pub fn serves(path: &str) -> bool {
-        path == "/v1/searches" || path.starts_with("/v1/searches/")
+        crate::serves_read(path)
     }
 
     async fn handle_request(&self, request: ApiRequest<'_>) -> Response<Bytes> {

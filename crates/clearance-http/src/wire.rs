@@ -1,9 +1,11 @@
 //! Wire types: request DTOs (unknown fields refused) and response bodies.
 
 use clearance_core::batch::JobStatus;
-use clearance_core::clearance::{ClearanceInput, ClearanceRecord, JournalLine};
+use clearance_core::clearance::{ClearanceInput, ClearanceRecord, JournalLine, Selection};
 use clearance_core::read::{Page, SearchOutcome};
+use clearance_core::selection::SelectionSummary;
 use clearance_core::snapshot::FilterInput;
+use clearance_core::views::{ViewFilterInput, ViewSpec};
 use serde::Deserialize;
 
 use crate::ApiError;
@@ -61,6 +63,73 @@ pub struct SelectionWire {
     pub all: Option<bool>,
     #[serde(default)]
     pub except: Option<Vec<String>>,
+    /// The view an all-selection is taken from (its filter parameters;
+    /// `sort` is not one).
+    #[serde(default)]
+    pub view: Option<ViewWire>,
+}
+
+impl SelectionWire {
+    /// Validates the selection.
+    ///
+    /// # Errors
+    /// [`clearance_core::snapshot::InputError`] with the field's pointer.
+    pub fn parse(&self) -> Result<Selection, clearance_core::snapshot::InputError> {
+        Selection::parse(
+            self.ids.as_deref(),
+            self.all,
+            self.except.as_deref(),
+            self.view.clone().map(ViewFilterInput::from).as_ref(),
+        )
+    }
+}
+
+/// A view's filter in a body: the page query's parameter names, the cedents
+/// as an array.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewWire {
+    #[serde(default)]
+    pub cedent_id: Option<Vec<String>>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub amount_min: Option<String>,
+    #[serde(default)]
+    pub amount_max: Option<String>,
+    #[serde(default)]
+    pub reference: Option<String>,
+    #[serde(default)]
+    pub txn_date_from: Option<String>,
+    #[serde(default)]
+    pub txn_date_to: Option<String>,
+    #[serde(default)]
+    pub period_from: Option<String>,
+    #[serde(default)]
+    pub period_to: Option<String>,
+}
+
+impl From<ViewWire> for ViewFilterInput {
+    fn from(v: ViewWire) -> Self {
+        Self {
+            cedent_id: v.cedent_id,
+            currency: v.currency,
+            amount_min: v.amount_min,
+            amount_max: v.amount_max,
+            reference: v.reference,
+            txn_date_from: v.txn_date_from,
+            txn_date_to: v.txn_date_to,
+            period_from: v.period_from,
+            period_to: v.period_to,
+        }
+    }
+}
+
+/// `POST /v1/searches/{id}/selection-summary`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectionSummaryRequestWire {
+    pub selection: SelectionWire,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +164,7 @@ impl From<ClearanceRequestWire> for ClearanceInput {
             ids: r.selection.ids,
             all: r.selection.all,
             except: r.selection.except,
+            view: r.selection.view.map(ViewFilterInput::from),
             check_number: r.check.number,
             check_amount: r.check.amount,
             check_currency: r.check.currency,
@@ -272,8 +342,12 @@ fn push_page(out: &mut Vec<u8>, page: &Page) {
     out.extend_from_slice(page.snapshot_id.as_str().as_bytes());
     out.extend_from_slice(
         format!(
-            "\",\"number\":{},\"page_count\":{},\"row_count\":{},\"stale\":{},\"rows\":",
-            page.number, page.page_count, page.row_count, page.stale
+            "\",\"number\":{},\"page_count\":{},\"row_count\":{},\"totals\":{},\"stale\":{},\"rows\":",
+            page.number,
+            page.page_count,
+            page.row_count,
+            serde_json::to_string(&page.totals).unwrap_or_else(|_| "[]".to_owned()),
+            page.stale
         )
         .as_bytes(),
     );
@@ -287,7 +361,7 @@ fn push_page(out: &mut Vec<u8>, page: &Page) {
 /// A page's strong `ETag`: the snapshot, the view, the page number and the
 /// stale flag, which together fix every byte of the page's body (a view's
 /// pages never change; only the flag does).
-pub fn page_etag(page: &Page, view: &clearance_core::pages::ViewSpec) -> String {
+pub fn page_etag(page: &Page, view: &ViewSpec) -> String {
     use sha2::Digest;
     let mut hasher = sha2::Sha256::new();
     hasher.update(page.snapshot_id.as_str().as_bytes());
@@ -301,6 +375,19 @@ pub fn page_body(page: &Page) -> Vec<u8> {
     let mut out = Vec::with_capacity(page.rows_json.len() + 256);
     push_page(&mut out, page);
     out
+}
+
+/// The body of `POST /v1/searches/{id}/selection-summary`.
+pub fn selection_summary_body(summary: &SelectionSummary) -> Vec<u8> {
+    serde_json::json!({
+        "row_count": summary.row_count,
+        "treaty_id": summary.treaty_id.as_ref().map(|t| t.as_str()),
+        "totals": summary.totals,
+        "not_open": { "count": summary.not_open_count, "ids": summary.not_open_ids },
+        "mode": summary.mode.as_str(),
+    })
+    .to_string()
+    .into_bytes()
 }
 
 /// The body of `POST /v1/searches`.

@@ -1,19 +1,22 @@
 //! The write API: `POST /v1/clearances`, `GET /v1/clearances/{id}`,
-//! `POST /v1/clearances/{id}/reversal`. Every mutating request is parsed and
-//! validated in full before any IO, then runs under its idempotency key.
+//! `POST /v1/clearances/{id}/reversal`, and the preview of a clearance,
+//! `POST /v1/searches/{id}/selection-summary` (reads only, no key). Every
+//! request is parsed and validated in full before any IO; every mutating one
+//! runs under its idempotency key.
 
 use std::future::Future;
 
 use bytes::Bytes;
 use clearance_core::access::Identity;
 use clearance_core::batch::{JobStarter, JobStore};
-use clearance_core::clearance::{ClearanceRequest, PostingError, ReversalReason};
+use clearance_core::clearance::{ClearanceRequest, PostingError, ReversalReason, Selection};
 use clearance_core::idempotency::{
     self, Decision, IdempotencyConfig, IdempotencyError, IdempotencyKey, IdempotencyStore, RequestKey,
     StoredResponse,
 };
 use clearance_core::outbox::{EventOutbox, EventPublisher};
 use clearance_core::ports::{ClearanceLedger, ScopeMirror, SnapshotStore};
+use clearance_core::snapshot::SnapshotId;
 use clearance_core::write::{ClearOutcome, ClearTimings, WriteError, WriteService};
 use http::{HeaderValue, Method, Response, StatusCode};
 use uuid::Uuid;
@@ -204,6 +207,17 @@ pub fn parse_clearance(body: &[u8]) -> Result<ClearanceRequest, ApiError> {
     Ok(ClearanceRequest::parse(&request.into())?)
 }
 
+/// Parses and validates a selection summary body (a selection as a
+/// clearance takes it, and nothing else).
+///
+/// # Errors
+/// [`ApiError`] 400/413 with a stable code and the field.
+pub fn parse_selection_summary(body: &[u8]) -> Result<Selection, ApiError> {
+    check_body_size(body, CLEARANCE_BODY_BYTES_MAX)?;
+    let request: wire::SelectionSummaryRequestWire = wire::parse_json(body)?;
+    Ok(request.selection.parse()?)
+}
+
 /// Parses and validates a reversal body.
 ///
 /// # Errors
@@ -257,7 +271,7 @@ where
 
     /// Whether this API serves the route (the local server asks each API).
     pub fn serves(path: &str) -> bool {
-        path == "/v1/clearances" || path.starts_with("/v1/clearances/")
+        crate::serves_write(path)
     }
 
     async fn handle_request(&self, request: ApiRequest<'_>) -> Response<Bytes> {
@@ -335,9 +349,27 @@ where
                 })
                 .await
             }
-            (_, ["v1", "clearances"]) | (_, ["v1", "clearances", _, "reversal"]) => {
-                Err(method_not_allowed("POST"))
+            (&Method::POST, ["v1", "searches", id, "selection-summary"]) => {
+                let who = identity(request.identity.clone())?;
+                let id = SnapshotId::parse(id).map_err(|e| ApiError::from(e).with_field("id"))?;
+                let selection = parse_selection_summary(request.body)?;
+                let summary =
+                    self.service.selection_summary(&who, &id, &selection, request.now_secs).await.map_err(
+                        |e| {
+                            let error = ApiError::from(e);
+                            // The snapshot is named by the path here, not the body.
+                            if error.code == "snapshot_not_found" {
+                                error.with_field("id")
+                            } else {
+                                error
+                            }
+                        },
+                    )?;
+                Ok(json_response(StatusCode::OK, wire::selection_summary_body(&summary)))
             }
+            (_, ["v1", "clearances"])
+            | (_, ["v1", "clearances", _, "reversal"])
+            | (_, ["v1", "searches", _, "selection-summary"]) => Err(method_not_allowed("POST")),
             (_, ["v1", "clearances", _]) => Err(method_not_allowed("GET")),
             _ => Err(route_not_found()),
         }
