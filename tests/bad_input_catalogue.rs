@@ -149,6 +149,30 @@ fn page_cases(snapshot: &str) -> Vec<Case> {
         ),
         get("out of range", format!("{page}?currency=XYZ"), (400, "invalid_currency", Some("currency"))),
         get("wrong type", format!("{page}?sort=colour"), (400, "invalid_sort", Some("sort"))),
+        get(
+            "out of range",
+            format!("{page}?sort=amount,txn_date,currency,status"),
+            (400, "invalid_sort", Some("sort")),
+        ),
+        get("malformed", format!("{page}?amount_min=1e3"), (400, "invalid_amount", Some("amount_min"))),
+        get("out of range", format!("{page}?amount_max=1.001"), (400, "invalid_amount", Some("amount_max"))),
+        get(
+            "oversized",
+            format!("{page}?reference={}", "x".repeat(65)),
+            (400, "invalid_reference", Some("reference")),
+        ),
+        get("malformed", format!("{page}?reference=%07"), (400, "invalid_reference", Some("reference"))),
+        get(
+            "out of range",
+            format!("{page}?txn_date_from=2024-02-30"),
+            (400, "invalid_date", Some("txn_date_from")),
+        ),
+        get("malformed", format!("{page}?period_to=2024-13"), (400, "invalid_period", Some("period_to"))),
+        get(
+            "oversized",
+            format!("{page}?cedent_id={}", vec!["CED-1"; 101].join(",")),
+            (400, "too_many_cedents", Some("cedent_id")),
+        ),
         get("unknown field", format!("{page}?limit=10"), (400, "unknown_parameter", Some("limit"))),
         get(
             "unknown field",
@@ -271,6 +295,26 @@ fn clearance_cases(base: &serde_json::Value) -> Vec<Case> {
             (400, "unknown_field", Some("/selection/some")),
         ),
         post(
+            "wrong type",
+            with(base, "/selection", serde_json::json!({"all": true, "view": {"currency": 7}})),
+            (400, "invalid_type", Some("/selection/view/currency")),
+        ),
+        post(
+            "unknown field",
+            with(base, "/selection", serde_json::json!({"all": true, "view": {"sort": "amount"}})),
+            (400, "unknown_field", Some("/selection/view/sort")),
+        ),
+        post(
+            "out of range",
+            with(base, "/selection", serde_json::json!({"all": true, "view": {"reference": " "}})),
+            (400, "invalid_reference", Some("/selection/view/reference")),
+        ),
+        post(
+            "wrong type",
+            with(base, "/selection", serde_json::json!({"ids": [uuid::Uuid::nil()], "view": {}})),
+            (400, "invalid_selection", Some("/selection")),
+        ),
+        post(
             "mass assignment",
             with(base, "/status", "cleared".into()),
             (400, "read_only_field", Some("/status")),
@@ -298,6 +342,72 @@ fn clearance_cases(base: &serde_json::Value) -> Vec<Case> {
             key: Some("a b"),
             ..post("malformed header", json(base), (400, "invalid_idempotency_key", Some("Idempotency-Key")))
         },
+    ]
+}
+
+fn summary_cases(snapshot: &str) -> Vec<Case> {
+    let path = format!("/v1/searches/{snapshot}/selection-summary");
+    let post = |kind, body: serde_json::Value, answer| Case {
+        key: None,
+        ..case(kind, Method::POST, path.clone(), json(&body), answer)
+    };
+    let selection = |s: serde_json::Value| serde_json::json!({ "selection": s });
+    vec![
+        Case {
+            key: None,
+            ..case("malformed", Method::POST, path.clone(), b"{".to_vec(), (400, "malformed_json", None))
+        },
+        Case {
+            key: None,
+            ..case(
+                "oversized",
+                Method::POST,
+                path.clone(),
+                vec![b' '; 5 * 1024 * 1024],
+                (413, "body_too_large", None),
+            )
+        },
+        post("missing", serde_json::json!({}), (400, "missing_field", Some("/selection"))),
+        post(
+            "unknown field",
+            serde_json::json!({"selection": {"all": true}, "check": {}}),
+            (400, "unknown_field", Some("/check")),
+        ),
+        post(
+            "out of range",
+            selection(serde_json::json!({"all": true, "view": {"period_from": "1980-01"}})),
+            (400, "invalid_period", Some("/selection/view/period_from")),
+        ),
+        post(
+            "wrong type",
+            selection(serde_json::json!({"all": true, "view": {"cedent_id": "CED-1"}})),
+            (400, "invalid_type", Some("/selection/view/cedent_id")),
+        ),
+        post(
+            "malformed",
+            selection(serde_json::json!({"ids": ["nope"]})),
+            (400, "invalid_id", Some("/selection/ids/0")),
+        ),
+        post(
+            "mass assignment",
+            serde_json::json!({"selection": {"all": true}, "row_count": 1}),
+            (400, "read_only_field", Some("/row_count")),
+        ),
+        Case {
+            key: None,
+            ..case(
+                "malformed",
+                Method::POST,
+                "/v1/searches/nope/selection-summary",
+                json(&selection(serde_json::json!({"all": true}))),
+                (400, "invalid_snapshot_id", Some("id")),
+            )
+        },
+        post(
+            "unknown id",
+            selection(serde_json::json!({"ids": [uuid::Uuid::nil()]})),
+            (422, "unknown_ids", Some("/selection/ids")),
+        ),
     ]
 }
 
@@ -363,6 +473,7 @@ fn identity_and_method_cases(snapshot: &str, clearance: &str) -> Vec<Case> {
     let routes = [
         (Method::POST, "/v1/searches".to_owned()),
         (Method::GET, format!("/v1/searches/{snapshot}/pages/0")),
+        (Method::POST, format!("/v1/searches/{snapshot}/selection-summary")),
         (Method::POST, "/v1/clearances".to_owned()),
         (Method::GET, format!("/v1/clearances/{clearance}")),
         (Method::POST, format!("/v1/clearances/{clearance}/reversal")),
@@ -421,6 +532,7 @@ async fn every_endpoint_answers_bad_input_with_a_4xx_code_and_field_and_writes_n
     let mut cases = search_cases();
     cases.extend(page_cases(&snap.id));
     cases.extend(clearance_cases(&base));
+    cases.extend(summary_cases(&snap.id));
     cases.extend(reversal_cases(&clearance));
     cases.extend(read_back_and_job_cases());
     cases.extend(identity_and_method_cases(&snap.id, &clearance));

@@ -175,8 +175,9 @@ impl ViewFilter {
             optional(raw, field(name), "invalid_date", "a date written YYYY-MM-DD", crate::text::parse_date)
         };
         let period = |raw: Option<&String>, name: &str| {
+            // Surrounding white space is ignored, as in a search's periods.
             optional(raw, field(name), "invalid_period", "a period written YYYY-MM", |v| {
-                Period::parse(v).ok()
+                Period::parse(v.trim_ascii()).ok()
             })
         };
         let reference = optional(
@@ -424,6 +425,11 @@ mod tests {
             assert_eq!(kept, expected, "{pairs:?}");
         }
         assert!(view("", &[("amount_min", "10"), ("amount_max", "9.99")])?.order(&rows).is_empty());
+        assert_eq!(
+            view("", &[("period_from", " \x0c2024-11\n")])?.canonical(),
+            view("", &[("period_from", "2024-11")])?.canonical(),
+            "white space around a period is ignored"
+        );
         Ok(())
     }
 

@@ -29,10 +29,12 @@ use clearance_pg::load::LoadSource;
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target, by name.
-pub const TARGETS: [Target; 11] = [
+pub const TARGETS: [Target; 13] = [
     ("search_body", search_body),
     ("search_fields", search_fields),
     ("page_query", page_query),
+    ("view_fields", view_fields),
+    ("selection_summary_body", selection_summary_body),
     ("clearance_body", clearance_body),
     ("clearance_fields", clearance_fields),
     ("version_token", version_token),
@@ -175,6 +177,86 @@ pub fn page_query(data: &[u8]) {
     }
 }
 
+/// A page query built from structure: near-valid values for every view
+/// parameter, in the order given. An accepted view is the same view
+/// whatever the parameters' order, and at most three sort keys survive.
+#[derive(Debug, Arbitrary)]
+struct ViewFields {
+    sort: Option<Vec<(u8, bool)>>,
+    params: Vec<(u8, Text)>,
+}
+
+/// [`parse_view`] on queries built from [`ViewFields`].
+pub fn view_fields(data: &[u8]) {
+    const SORTS: [&str; 9] = [
+        "amount",
+        "txn_date",
+        "cedent_id",
+        "currency",
+        "reference",
+        "status",
+        "treaty_id",
+        "accounting_period",
+        "colour",
+    ];
+    let Ok(f) = ViewFields::arbitrary(&mut Unstructured::new(data)) else { return };
+    let mut pairs: Vec<String> = f
+        .params
+        .iter()
+        .map(|(name, value)| {
+            let name = clearance_core::views::FILTER_PARAMS[usize::from(*name) % 9];
+            let value = match (name, value) {
+                ("cedent_id", Text::Code(n)) => format!("CED-{n},CED-{}", n / 2),
+                (_, v) => v.render(),
+            };
+            format!("{name}={}", percent_encode(&value))
+        })
+        .collect();
+    if let Some(keys) = &f.sort {
+        let keys: Vec<String> = keys
+            .iter()
+            .map(|(k, desc)| format!("{}:{}", SORTS[usize::from(*k) % 9], if *desc { "desc" } else { "asc" }))
+            .collect();
+        pairs.push(format!("sort={}", keys.join(",")));
+    }
+    let forward = parse_view(Some(&pairs.join("&")));
+    pairs.reverse();
+    let backward = parse_view(Some(&pairs.join("&")));
+    match (forward, backward) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a.canonical(), b.canonical(), "the order of parameters changed the view")
+        }
+        (Err(a), Err(b)) => {
+            refused(&a);
+            refused(&b);
+        }
+        (a, b) => panic!("the order of parameters changed the answer: {a:?} / {b:?}"),
+    }
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.:".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// `POST /v1/searches/{id}/selection-summary` bodies as raw bytes: a
+/// refusal is a 4xx; an accepted selection names at most the id limit.
+pub fn selection_summary_body(data: &[u8]) {
+    match clearance_http::parse_selection_summary(data) {
+        Ok(selection) => {
+            assert!(selection.named().len() <= clearance_core::clearance::SELECTION_IDS_MAX);
+        }
+        Err(err) => refused(&err),
+    }
+}
+
 /// `POST /v1/clearances` and `POST /v1/clearances/{id}/reversal` bodies as
 /// raw bytes. An accepted check amount prints back to the same amount.
 pub fn clearance_body(data: &[u8]) {
@@ -200,6 +282,7 @@ struct ClearanceFields {
     ids: Option<Vec<Text>>,
     all: Option<bool>,
     except: Option<Vec<Text>>,
+    view: Option<Vec<(u8, Text)>>,
     number: Option<Text>,
     amount: Option<Text>,
     currency: Option<Text>,
@@ -221,6 +304,16 @@ pub fn clearance_fields(data: &[u8]) {
     }
     if let Some(except) = &f.except {
         selection.insert("except".into(), texts(except).into());
+    }
+    if let Some(view) = &f.view {
+        let mut filter = serde_json::Map::new();
+        for (name, value) in view {
+            let name = clearance_core::views::FILTER_PARAMS[usize::from(*name) % 9];
+            let value: serde_json::Value =
+                if name == "cedent_id" { vec![value.render()].into() } else { value.render().into() };
+            filter.insert(name.into(), value);
+        }
+        selection.insert("view".into(), filter.into());
     }
     let mut check = serde_json::Map::new();
     for (key, value) in [

@@ -15,7 +15,9 @@ mod write;
 
 pub use jobs::JobsApi;
 pub use read::ReadApi;
-pub use write::{parse_clearance, parse_reversal, WriteApi, CLEARANCE_BODY_BYTES_MAX};
+pub use write::{
+    parse_clearance, parse_reversal, parse_selection_summary, WriteApi, CLEARANCE_BODY_BYTES_MAX,
+};
 
 use bytes::Bytes;
 use clearance_core::access::Identity;
