@@ -18,6 +18,7 @@ mod batch_figures;
 mod concurrency_run;
 mod faults;
 mod frozen_figures;
+mod grid_figures;
 mod init_figures;
 mod read_figures;
 mod results;
@@ -81,6 +82,12 @@ enum Command {
     /// Only the reliability run, on the loaded ledger of DATABASE_URL (a
     /// scratch database: it clears and reverses rows), printed as JSON.
     Reliability,
+    /// Only the grid's API figures on `treaty` of the loaded ledger of
+    /// DATABASE_URL (reads only), printed as JSON.
+    Grid {
+        #[arg(long, default_value = "TR-0003")]
+        treaty: String,
+    },
     /// Renders the README table from the results file (`--out`) into README.md.
     Readme {
         #[arg(long, default_value = "README.md")]
@@ -176,6 +183,8 @@ async fn read_path(
         let service = read_figures::service(&bench_url, &table).await?;
         let warm = read_figures::warm_pages(&service, treaty, args.warm_reads).await?;
         let rows = cold_searches.first().map_or(0, |c| c.rows);
+        progress(&format!("the grid's API on {treaty}: page bytes, view builds ({}), selection summaries", grid_figures::VIEW_QUERY));
+        let grid = grid_figures::run(&bench_url, &table, treaty).await?;
         progress("naive OFFSET/LIMIT pages on the unpartitioned copy");
         let (naive_all_pages_ms, naive_pages) = read_figures::naive_pages(pool, treaty, rows).await?;
         progress("COPY ... TO STDOUT floor");
@@ -227,6 +236,7 @@ async fn read_path(
             copy_to_stdout_bytes,
             large: None,
             large_view: None,
+            grid: Some(grid),
             clear_100k_ms,
             clear_100k_rows,
             clear_retry_ms,
@@ -333,6 +343,17 @@ async fn main() -> anyhow::Result<()> {
             let table = format!("clearance-bench-reliability-{}", std::process::id());
             clearance_dynamo::table::create(&client, &table).await?;
             let figures = concurrency_run::run(&args.database_url, &table, CONCURRENCY_FILTER).await;
+            clearance_dynamo::table::delete(&client, &table).await?;
+            println!("{}", serde_json::to_string_pretty(&figures?)?);
+            return Ok(());
+        }
+        Some(Command::Grid { treaty }) => {
+            let client = clearance_dynamo::client(
+                &clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await,
+            );
+            let table = format!("clearance-bench-grid-{}", std::process::id());
+            clearance_dynamo::table::create(&client, &table).await?;
+            let figures = grid_figures::run(&args.database_url, &table, treaty).await;
             clearance_dynamo::table::delete(&client, &table).await?;
             println!("{}", serde_json::to_string_pretty(&figures?)?);
             return Ok(());

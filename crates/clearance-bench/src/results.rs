@@ -67,6 +67,9 @@ pub struct ReadResults {
     /// The large search again, then page 0 of its view sorted by amount,
     /// in one process.
     pub large_view: Option<ColdSearch>,
+    /// The grid's API (runs before this figure existed have none).
+    #[serde(default)]
+    pub grid: Option<crate::grid_figures::GridFigures>,
     pub clear_100k_ms: f64,
     pub clear_100k_rows: u64,
     pub clear_retry_ms: f64,
@@ -377,6 +380,9 @@ pub fn table(r: &Results) -> String {
             ),
         );
     }
+    if let Some(g) = &r.read_path.grid {
+        rows.extend(grid_rows(g));
+    }
 
     let mut out = format!(
         "Run of {} on {}: {} rows, {:.1} min in all.\n\n| figure | target | measured |\n|---|---|---|\n",
@@ -389,6 +395,54 @@ pub fn table(r: &Results) -> String {
         out.push_str(&format!("| {figure} | {target} | {measured} |\n"));
     }
     out
+}
+
+/// The grid's API rows: page bytes on the wire, a cold view build, the
+/// selection summary.
+fn grid_rows(g: &crate::grid_figures::GridFigures) -> Vec<[String; 3]> {
+    let kb = |b: u64| format!("{:.1} KB", b as f64 / 1e3);
+    let med = |v: &[f64]| crate::median(v.to_vec());
+    let summary = med(&g.summary_view_ms);
+    vec![
+        [
+            format!("a {}-row page on the wire: plain / gzip / br", thousands(g.page_rows as f64)),
+            "<= 50 KB".to_owned(),
+            verdict(
+                g.page_gzip_bytes <= 50_000,
+                format!("{} / {} / {}", kb(g.page_plain_bytes), kb(g.page_gzip_bytes), kb(g.page_br_bytes)),
+            ),
+        ],
+        [
+            format!(
+                "view of a {}-row snapshot built from its chunks (`{}`: 2-key sort, 3 filters; {} rows), first page, cold (median of {})",
+                thousands(g.snapshot_rows as f64),
+                g.view_query,
+                thousands(g.view_rows as f64),
+                g.view_build_ms.len()
+            ),
+            "reported".to_owned(),
+            format!("{:.0} ms", med(&g.view_build_ms)),
+        ],
+        [
+            format!(
+                "selection summary, server side, of every open row of the snapshot ({} rows) / of the view above ({} rows), the view built (median of {})",
+                thousands(g.summary_rows as f64),
+                thousands(g.summary_filtered_rows as f64),
+                g.summary_view_ms.len()
+            ),
+            "<= 100 ms".to_owned(),
+            verdict(
+                summary <= 100.0 && med(&g.summary_filtered_ms) <= 100.0,
+                format!("{summary:.1} / {:.1} ms", med(&g.summary_filtered_ms)),
+            ),
+        ],
+        [
+            "selection summary resolved over the snapshot's pages: the view but 10 rows / 1,000 named ids (median)"
+                .to_owned(),
+            "reported".to_owned(),
+            format!("{:.0} / {:.0} ms", med(&g.summary_except_ms), med(&g.summary_ids_ms)),
+        ],
+    ]
 }
 
 /// `readme` with the text between [`TABLE_BEGIN`] and [`TABLE_END`]

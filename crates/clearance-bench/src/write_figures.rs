@@ -72,12 +72,13 @@ pub async fn call<A: Api>(
     if let Some(value) = key.and_then(|k| HeaderValue::from_str(k).ok()) {
         headers.insert("idempotency-key", value);
     }
+    let (path, query) = path.split_once('?').map_or((path, None), |(p, q)| (p, Some(q)));
     let response = api
         .handle(ApiRequest {
             method: &method,
             base: "",
             path,
-            query: None,
+            query,
             body,
             headers: &headers,
             identity: Some(Identity::parse(operator, "*")),
