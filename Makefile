@@ -4,7 +4,7 @@ ROWS ?= 500000
 SEED ?= 1
 SECS ?= 60
 
-.PHONY: demo test up down seed serve bench fuzz package fmt lint
+.PHONY: demo test up down seed serve web bench fuzz package fmt lint
 
 demo: ## up, seed the demo ledger (a heavy treaty of 100K+ rows), print what was loaded
 	bash scripts/demo.sh
@@ -20,6 +20,9 @@ down: ## stop what `make up` started
 
 seed: up ## load ROWS generated rows in total (idempotent)
 	bash scripts/seed.sh $(ROWS) $(SEED)
+
+web: ## the reference grid (web/): npm ci, unit tests, build into web/dist (served at /app/)
+	bash scripts/web.sh
 
 serve: ## the API on CLEARANCE_ADDR (default 127.0.0.1:8080), dev identity headers
 	bash scripts/serve.sh

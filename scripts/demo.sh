@@ -13,6 +13,9 @@ bash scripts/up.sh
 load_env
 build_release clearance-loader clearance-local
 
+echo "== 1b. the reference grid (web/): npm ci from the lockfile, unit tests, build into web/dist"
+bash scripts/web.sh
+
 echo "== 2. seed $rows generated rows (heaviest treaty: 32% of them)"
 target/release/clearance-loader seed --rows "$rows"
 
@@ -91,3 +94,8 @@ batch_clearance=$(field clearance_id < .dev/demo-job.json)
 api GET "/v1/clearances/$batch_clearance" | show "the batch's clearance"
 api POST "/v1/clearances/$batch_clearance/reversal" '{"reason": "demo: put the heavy treaty back for the next run"}' \
   "demo-$$-batch-reverse" | show "its reversal (so the demo runs again on the same data)"
+
+echo "== 8. the operator screen"
+echo "  web/dist is built: 'make serve' and open http://$CLEARANCE_ADDR/app/ (Operator: any name; Treaty TR-0001;"
+echo "  Search, sort by a header click, shift-click for a second key, filter in the boxes under the headers,"
+echo "  Select all in view, Mark Cleared)."

@@ -29,8 +29,13 @@ cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$log" || status=
 contract=0
 bash scripts/api_contract.sh 2>&1 | tee .dev/api-contract.log || contract=$?
 if [ "$contract" -ne 0 ]; then status=$contract; fi
+# The reference grid in Chromium (Debian's, installed by the script).
+web=0
+bash scripts/web_e2e.sh 2>&1 | tee .dev/web-e2e.log || web=$?
+if [ "$web" -ne 0 ]; then status=$web; fi
 # One closing line for the whole run, summed over every test binary, the
-# API contract run counted as one test.
-awk -v contract="$contract" '/^test result:/ { p += $4; f += $6 }
-  END { if (contract == 0) p += 1; else f += 1; printf "tests: %d passed, %d failed\n", p, f }' "$log"
+# API contract run and the browser run counted as one test each.
+awk -v contract="$contract" -v web="$web" '/^test result:/ { p += $4; f += $6 }
+  END { if (contract == 0) p += 1; else f += 1; if (web == 0) p += 1; else f += 1;
+        printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

@@ -215,6 +215,10 @@ pub struct OpenRows {
     pub treaties: Vec<String>,
     pub not_open_count: u64,
     pub not_open_ids: Vec<uuid::Uuid>,
+    /// The open rows' sum left `NUMERIC(18,2)`: a selection of them is
+    /// refused as out of range (the totals are then partial).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overflow: bool,
 }
 
 /// Count and sum per currency.
@@ -254,21 +258,24 @@ struct OpenTally {
     treaties: BTreeSet<crate::ids::TreatyId>,
     not_open_count: u64,
     not_open_ids: Vec<uuid::Uuid>,
+    overflow: bool,
 }
 
 impl OpenTally {
-    fn add(&mut self, row: &LedgerRow) -> Result<(), ChunkError> {
+    /// Never fails the build: a sum of open rows out of range is recorded,
+    /// and a selection of them refused, as the resolver refuses it.
+    fn add(&mut self, row: &LedgerRow) {
         if row.status == crate::transaction::TxnStatus::Open {
             if !self.treaties.contains(&row.treaty_id) {
                 self.treaties.insert(row.treaty_id.clone());
             }
-            return self.totals.add(row.currency, row.amount);
+            self.overflow |= self.totals.add(row.currency, row.amount).is_err();
+            return;
         }
         self.not_open_count += 1;
         if self.not_open_ids.len() < NOT_OPEN_IDS_SHOWN {
             self.not_open_ids.push(row.id.0);
         }
-        Ok(())
     }
 
     fn finish(self) -> OpenRows {
@@ -277,6 +284,7 @@ impl OpenTally {
             treaties: self.treaties.into_iter().map(|t| t.to_string()).collect(),
             not_open_count: self.not_open_count,
             not_open_ids: self.not_open_ids,
+            overflow: self.overflow,
         }
     }
 }
@@ -363,7 +371,7 @@ impl SnapshotBuilder {
         self.rows_in_page += 1;
         self.row_count += 1;
         self.totals.add(row.currency, row.amount)?;
-        self.open.add(row)?;
+        self.open.add(row);
         self.by_cedent.add(&row.cedent_id, row.currency, row.amount)?;
         self.by_period.add(&row.accounting_period, row.currency, row.amount)?;
         if self.rows_in_page as usize == self.page_size {

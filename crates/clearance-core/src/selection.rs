@@ -75,7 +75,7 @@ impl SelectionSummary {
             .map(|t| TreatyId::parse(t).map_err(|e| WriteError::Snapshot(format!("a meta's treaty: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
         let row_count = open.totals.iter().map(|t| t.count).sum();
-        check_limits(&treaties, row_count, limit)?;
+        check_limits(&treaties, row_count, limit, open.overflow)?;
         Ok(Self {
             row_count,
             treaty_id: treaties.into_iter().next(),
@@ -87,12 +87,16 @@ impl SelectionSummary {
     }
 }
 
-fn check_limits(treaties: &[TreatyId], taken: u64, limit: usize) -> Result<(), WriteError> {
+/// One treaty, at most `limit` rows, a total in range: in that order.
+fn check_limits(treaties: &[TreatyId], taken: u64, limit: usize, overflow: bool) -> Result<(), WriteError> {
     if treaties.len() > 1 {
         return Err(WriteError::SpansTreaties(treaties.to_vec()));
     }
     if taken > limit as u64 {
         return Err(WriteError::TooLarge { rows: taken, max: limit });
+    }
+    if overflow {
+        return Err(WriteError::TotalOutOfRange);
     }
     Ok(())
 }
@@ -199,9 +203,6 @@ impl<'a> SelectionResolver<'a> {
             let ids = named.iter().filter(|id| !self.seen.contains(id)).map(|id| id.0).collect();
             return Err(WriteError::UnknownIds { field, ids });
         }
-        if self.overflow {
-            return Err(WriteError::Posting(crate::clearance::PostingError::Range));
-        }
         Ok(())
     }
 
@@ -218,7 +219,7 @@ impl<'a> SelectionResolver<'a> {
             return Err(WriteError::RowsNotOpen(not_open));
         }
         let treaties: Vec<TreatyId> = self.treaties.into_iter().collect();
-        check_limits(&treaties, self.totals.count(), self.limit)?;
+        check_limits(&treaties, self.totals.count(), self.limit, self.overflow)?;
         let Some(treaty) = treaties.into_iter().next() else {
             return Err(WriteError::EmptySelection);
         };
@@ -234,7 +235,7 @@ impl<'a> SelectionResolver<'a> {
         self.check_named()?;
         let treaties: Vec<TreatyId> = self.treaties.into_iter().collect();
         let row_count = self.totals.count();
-        check_limits(&treaties, row_count, self.limit)?;
+        check_limits(&treaties, row_count, self.limit, self.overflow)?;
         let mut not_open_ids = self.not_open;
         not_open_ids.truncate(NOT_OPEN_IDS_SHOWN);
         Ok(SelectionSummary {

@@ -77,6 +77,9 @@ pub enum WriteError {
     SpansTreaties(Vec<TreatyId>),
     #[error("the selection holds no open row")]
     EmptySelection,
+    /// The selected rows' sum leaves `NUMERIC(18,2)`.
+    #[error("the selected rows' total is out of the ledger's range")]
+    TotalOutOfRange,
     #[error("{rows} rows is over the limit of {max} cleared by one job")]
     TooLarge { rows: u64, max: usize },
     #[error(transparent)]

@@ -74,6 +74,10 @@ impl From<WriteError> for ApiError {
                 ApiError::new("no_open_rows", "the selection holds no row that is open in the snapshot")
                     .with_field("/selection")
             }
+            WriteError::TotalOutOfRange => ApiError::new("amount_out_of_range",
+                "the selected rows' total leaves the ledger's range (18 digits, 2 decimals): select fewer rows",
+            )
+            .with_field("/selection"),
             WriteError::TooLarge { rows, max } => ApiError::new("selection_too_large",
                 format!("{rows} rows is more than the {max} one clearance job takes: split the selection"),
             )
@@ -350,22 +354,7 @@ where
                 .await
             }
             (&Method::POST, ["v1", "searches", id, "selection-summary"]) => {
-                let who = identity(request.identity.clone())?;
-                let id = SnapshotId::parse(id).map_err(|e| ApiError::from(e).with_field("id"))?;
-                let selection = parse_selection_summary(request.body)?;
-                let summary =
-                    self.service.selection_summary(&who, &id, &selection, request.now_secs).await.map_err(
-                        |e| {
-                            let error = ApiError::from(e);
-                            // The snapshot is named by the path here, not the body.
-                            if error.code == "snapshot_not_found" {
-                                error.with_field("id")
-                            } else {
-                                error
-                            }
-                        },
-                    )?;
-                Ok(json_response(StatusCode::OK, wire::selection_summary_body(&summary)))
+                self.selection_summary(&request, id).await
             }
             (_, ["v1", "clearances"])
             | (_, ["v1", "clearances", _, "reversal"])
@@ -373,6 +362,28 @@ where
             (_, ["v1", "clearances", _]) => Err(method_not_allowed("GET")),
             _ => Err(route_not_found()),
         }
+    }
+
+    /// `POST /v1/searches/{id}/selection-summary`: no key, nothing written.
+    async fn selection_summary(
+        &self,
+        request: &ApiRequest<'_>,
+        id: &str,
+    ) -> Result<Response<Bytes>, ApiError> {
+        let who = identity(request.identity.clone())?;
+        let id = SnapshotId::parse(id).map_err(|e| ApiError::from(e).with_field("id"))?;
+        let selection = parse_selection_summary(request.body)?;
+        let summary =
+            self.service.selection_summary(&who, &id, &selection, request.now_secs).await.map_err(|e| {
+                let error = ApiError::from(e);
+                // The snapshot is named by the path here, not the body.
+                if error.code == "snapshot_not_found" {
+                    error.with_field("id")
+                } else {
+                    error
+                }
+            })?;
+        Ok(json_response(StatusCode::OK, wire::selection_summary_body(&summary)))
     }
 
     /// Runs `execute` at most once per (operator, key): a repeat of the same

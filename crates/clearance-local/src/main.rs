@@ -102,7 +102,10 @@ async fn main() -> anyhow::Result<()> {
         runner.start(job_id).await.context("resuming a job")?;
     }
     tokio::spawn(clearance_local::drain_outbox_every(Arc::clone(&app.steps), drain_every));
-    let router = clearance_local::server::router(app, &origins);
+    // The reference grid's build, served at /app/ (DESIGN.md, "The reference grid").
+    let dist = std::env::var("CLEARANCE_WEB_DIST").unwrap_or_else(|_| "web/dist".to_owned());
+    let router =
+        clearance_local::server::with_app(clearance_local::server::router(app, &origins), dist.as_ref());
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     eprintln!("clearance-local: serving on http://{addr} (CORS origins: {})", origins.join(", "));
     axum::serve(listener, router).await?;

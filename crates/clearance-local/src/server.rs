@@ -93,6 +93,18 @@ async fn cors_finish(request: Request, next: Next) -> Response {
     response
 }
 
+/// `router` serving the reference grid's build (`web/dist`) at `/app/`,
+/// same origin as the API. Files are read at request time: a rebuild shows
+/// without a restart; before the first build `/app/` is a 404. Unknown paths
+/// under `/app/` get the app's `index.html` (its own routes).
+pub fn with_app(router: axum::Router, dist: &std::path::Path) -> axum::Router {
+    use tower_http::services::{ServeDir, ServeFile};
+    let app = ServeDir::new(dist).fallback(ServeFile::new(dist.join("index.html")));
+    router
+        .route("/app", axum::routing::get(|| async { axum::response::Redirect::permanent("/app/") }))
+        .nest_service("/app/", app)
+}
+
 /// The local server's router: every path to `app`, CORS for `origins`.
 pub fn router<R: JobStarter + 'static>(app: Arc<LocalStack<R>>, origins: &[String]) -> axum::Router {
     axum::Router::new()
