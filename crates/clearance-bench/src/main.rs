@@ -15,6 +15,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 mod batch_figures;
+mod browser_figures;
 mod concurrency_run;
 mod faults;
 mod frozen_figures;
@@ -185,6 +186,16 @@ async fn read_path(
         let rows = cold_searches.first().map_or(0, |c| c.rows);
         progress(&format!("the grid's API on {treaty}: page bytes, view builds ({}), selection summaries", grid_figures::VIEW_QUERY));
         let grid = grid_figures::run(&bench_url, &table, treaty).await?;
+        let browser = match browser_figures::missing() {
+            Some(reason) => {
+                progress(&format!("the reference grid in Chromium: skipped, {reason}"));
+                None
+            }
+            None => {
+                progress(&format!("the reference grid in Chromium on {treaty}: search painted, cached, scroll to page 50"));
+                Some(browser_figures::run(&bench_url, &table, treaty).await?)
+            }
+        };
         progress("naive OFFSET/LIMIT pages on the unpartitioned copy");
         let (naive_all_pages_ms, naive_pages) = read_figures::naive_pages(pool, treaty, rows).await?;
         progress("COPY ... TO STDOUT floor");
@@ -237,6 +248,7 @@ async fn read_path(
             large: None,
             large_view: None,
             grid: Some(grid),
+            browser,
             clear_100k_ms,
             clear_100k_rows,
             clear_retry_ms,

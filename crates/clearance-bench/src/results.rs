@@ -70,6 +70,9 @@ pub struct ReadResults {
     /// The grid's API (runs before this figure existed have none).
     #[serde(default)]
     pub grid: Option<crate::grid_figures::GridFigures>,
+    /// The reference grid in Chromium (runs before it existed have none).
+    #[serde(default)]
+    pub browser: Option<crate::browser_figures::BrowserFigures>,
     pub clear_100k_ms: f64,
     pub clear_100k_rows: u64,
     pub clear_retry_ms: f64,
@@ -383,6 +386,9 @@ pub fn table(r: &Results) -> String {
     if let Some(g) = &r.read_path.grid {
         rows.extend(grid_rows(g));
     }
+    if let Some(b) = &r.read_path.browser {
+        rows.extend(browser_rows(b));
+    }
 
     let mut out = format!(
         "Run of {} on {}: {} rows, {:.1} min in all.\n\n| figure | target | measured |\n|---|---|---|\n",
@@ -395,6 +401,34 @@ pub fn table(r: &Results) -> String {
         out.push_str(&format!("| {figure} | {target} | {measured} |\n"));
     }
     out
+}
+
+/// The reference grid's rows: Chromium headless against the local server.
+fn browser_rows(b: &crate::browser_figures::BrowserFigures) -> Vec<[String; 3]> {
+    let med = |v: &[f64]| crate::median(v.to_vec());
+    let (cold, cached, scroll) = (med(&b.cold_ms), med(&b.cached_ms), med(&b.scroll_page_50_ms));
+    vec![
+        [
+            format!(
+                "reference grid, Chromium headless: Search click -> first rows painted, {} ({} rows), cold / cached (median of {})",
+                b.treaty,
+                thousands(b.rows as f64),
+                b.cold_ms.len()
+            ),
+            "<= 1.5 s / <= 300 ms".to_owned(),
+            verdict(cold <= 1_500.0 && cached <= 300.0, format!("{cold:.0} / {cached:.0} ms")),
+        ],
+        [
+            "reference grid: scroll to page 50 -> its rows painted".to_owned(),
+            "<= 200 ms".to_owned(),
+            verdict(scroll <= 200.0, format!("{scroll:.0} ms")),
+        ],
+        [
+            "reference grid: JavaScript bundle (React, AG Grid Community, the app)".to_owned(),
+            "reported".to_owned(),
+            format!("{:.0} KB gzip ({:.0} KB plain)", b.js_gzip_bytes as f64 / 1e3, b.js_bytes as f64 / 1e3),
+        ],
+    ]
 }
 
 /// The grid's API rows: page bytes on the wire, a cold view build, the
