@@ -22,14 +22,14 @@ p = u.urlsplit(sys.argv[2]); host = p.hostname + (f":{p.port}" if p.port else ""
 print(u.urlunsplit((p.scheme, sys.argv[1] + "@" + host, p.path, p.query, "")))' "$1" "$2"
 }
 psql "$(maintenance_url)" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
-loader=target/release/clearance-loader
-[ -x "$loader" ] || loader=target/debug/clearance-loader
-[ -x "$loader" ] || cargo build --quiet -p clearance-loader
+# The workspace's debug binaries, as make test builds them (a no-op when up
+# to date; building one package alone would unify features differently).
+cargo build --workspace --bins --quiet
+loader=target/debug/clearance-loader
 "$loader" --database-url "$admin_url" migrate >/dev/null
 "$loader" --database-url "$admin_url" seed --rows 20000 --seed 5 >/dev/null
 
 server=target/debug/clearance-local
-[ -x "$server" ] || cargo build --quiet -p clearance-local
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # A small sync limit: a view of a few hundred rows is cleared as a job.
 CLEARANCE_READER_DATABASE_URL=$(as_role clearance_reader "$admin_url") \

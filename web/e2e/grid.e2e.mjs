@@ -34,7 +34,7 @@ const step = async (name, body) => {
     await body();
     console.log(`ok   ${name} (${Date.now() - started} ms)`);
   } catch (error) {
-    console.log(`FAIL ${name}: ${error.message.split("\n")[0]}`);
+    console.log(`FAIL ${name}: ${error.message.split("\n").slice(0, 4).join(" | ")}`);
     failed = true;
     throw error;
   }
@@ -52,62 +52,94 @@ async function api(method, path, body, key) {
 }
 
 try {
+  // playwright-core gives every launch a fresh temporary profile (it refuses a --user-data-dir argument).
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   context.setDefaultTimeout(STEP_MS);
   const page = await context.newPage();
-  const pageRequests = [];
+  const keys = [];
   page.on("request", (r) => {
-    if (r.url().includes("/pages/")) pageRequests.push(decodeURIComponent(r.url()));
+    if (r.method() === "POST" && r.url().endsWith("/v1/clearances")) keys.push(r.headers()["idempotency-key"] ?? "");
   });
-  const lastPageRequest = () => pageRequests[pageRequests.length - 1] ?? "";
   const grid = page.getByRole("grid");
   const cell = (row, column) => grid.locator(`[row-index="${row}"] [col-id="${column}"]`).first();
+  const form = page.locator("form.search");
+  const search = page.getByRole("button", { name: "Search", exact: true });
+  /** Runs `action` and waits for the page read whose URL holds every part. */
+  const pageRead = (parts, action) =>
+    Promise.all([
+      page.waitForResponse((r) => r.url().includes("/pages/") && parts.every((p) => r.url().includes(p))),
+      action(),
+    ]);
+  const cents = (text) => BigInt(text.replace(/[,.]/g, "")) * (text.includes(".") ? 1n : 100n);
   const snap = async (name) => {
     if (!shots) return;
     mkdirSync(shots, { recursive: true });
     await page.screenshot({ path: `${shots}/${name}.png` });
   };
+  const filled = async (row, column) => {
+    await cell(row, column).filter({ hasText: /\S/ }).waitFor();
+    return cell(row, column).innerText();
+  };
 
   await step("search the heavy treaty", async () => {
     await page.goto(`${base}/app/`);
-    await page.getByLabel("Operator").fill("e2e-op");
-    await page.getByLabel("Treaty").fill("TR-0001");
-    await page.getByLabel("Period from").fill("2021-01");
-    await page.getByLabel("Period to").fill("2025-12");
-    await page.getByLabel("Currency").selectOption("USD");
-    await page.getByRole("button", { name: "Search" }).click();
+    await form.getByLabel("Operator").fill("e2e-op");
+    await form.getByLabel("Treaty").fill("TR-0001");
+    await form.getByLabel("Period from").fill("2021-01");
+    await form.getByLabel("Period to").fill("2025-12");
+    await form.getByLabel("Currency").selectOption("USD");
+    const [answer] = await Promise.all([page.waitForResponse((r) => r.url().endsWith("/v1/searches")), search.click()]);
+    const searched = await answer.json();
+    assert(searched.row_count > 1000, `the heavy treaty: ${searched.row_count} rows`);
     await grid.getByRole("columnheader", { name: "Amount" }).waitFor();
-    await cell(0, "amount").waitFor();
+    await filled(0, "amount");
     const totals = await page.getByLabel("View totals").innerText();
-    assert(/USD/.test(totals), `the totals bar shows the view's totals: ${totals}`);
+    assert(totals.includes(searched.totals[0].amount), `the totals bar shows the view's totals: ${totals}`);
     await snap("grid");
   });
 
   await step("sort by amount, then by date with shift", async () => {
-    await grid.getByRole("columnheader", { name: "Amount" }).click();
-    await page.waitForFunction(() => true);
-    await page.waitForResponse((r) => r.url().includes("sort=amount%3Aasc"));
-    await cell(0, "amount").waitFor();
+    await pageRead(["sort=amount%3Aasc"], () => grid.getByRole("columnheader", { name: "Amount" }).click());
     const amounts = [];
-    for (const row of [0, 1, 2]) amounts.push(Number((await cell(row, "amount").innerText()).replace(/,/g, "")));
-    assert(amounts[0] <= amounts[1] && amounts[1] <= amounts[2], `ascending amounts: ${amounts}`);
-    await grid.getByRole("columnheader", { name: "Date" }).click({ modifiers: ["Shift"] });
-    await page.waitForResponse((r) => r.url().includes("sort=amount%3Aasc%2Ctxn_date%3Aasc"));
+    for (const row of [0, 1, 2, 3]) amounts.push(cents(await filled(row, "amount")));
+    assert(amounts.every((a, i) => i === 0 || amounts[i - 1] <= a), `ascending amounts: ${amounts}`);
+    await pageRead(["sort=amount%3Aasc%2Ctxn_date%3Aasc"], () =>
+      grid.getByRole("columnheader", { name: "Date" }).click({ modifiers: ["Shift"] }),
+    );
   });
 
   let staleRow = "";
   await step("filter one cedent and positive amounts in the column filters", async () => {
-    await page.getByRole("textbox", { name: "Cedent Filter Input" }).fill("CED-002");
-    await page.waitForResponse((r) => r.url().includes("cedent_id=CED-002"));
-    await page.getByRole("textbox", { name: "Amount Filter Input" }).fill("0.01");
-    await page.waitForResponse((r) => r.url().includes("amount_min=0.01"));
-    await cell(0, "cedent_id").waitFor();
-    assert((await cell(0, "cedent_id").innerText()) === "CED-002", "the view holds CED-002 only");
-    staleRow = await cell(0, "id").innerText();
-    assert(lastPageRequest().includes("cedent_id=CED-002"), lastPageRequest());
+    await pageRead(["cedent_id=CED-002"], () => page.getByRole("textbox", { name: "Cedent Filter Input" }).fill("CED-002"));
+    await pageRead(["cedent_id=CED-002", "amount_min=0.01"], () =>
+      page.getByRole("textbox", { name: "Amount Filter Input" }).fill("0.01"),
+    );
+    for (const row of [0, 1, 2]) {
+      assert((await filled(row, "cedent_id")) === "CED-002", "the view holds CED-002 only");
+      assert(cents(await filled(row, "amount")) >= 1n, "the view holds positive amounts only");
+    }
+    staleRow = await filled(0, "id");
   });
 
-  await step("a row another operator cleared is refused as stale, and Search again", async () => {
+  await step("a 422 names the mismatch; the corrected check clears at once (201)", async () => {
+    for (const row of [1, 2]) await grid.locator(`[row-index="${row}"] input[type="checkbox"]`).first().check();
+    await page.getByLabel("Selection totals").getByText("Selected 2 rows").waitFor();
+    await page.getByRole("button", { name: "Mark Cleared" }).click();
+    const dialog = page.getByRole("dialog", { name: "Mark Cleared" });
+    const total = await dialog.getByLabel("Check amount").inputValue();
+    await dialog.getByLabel("Check number").fill("CHK-E2E-SYNC");
+    await dialog.getByLabel("Check amount").fill("1.00");
+    await dialog.getByRole("button", { name: "Clear", exact: true }).click();
+    await dialog.getByRole("alert").getByText("amount_mismatch").waitFor();
+    await dialog.getByLabel("Check amount").fill(total);
+    await dialog.getByRole("button", { name: "Clear", exact: true }).click();
+    await dialog.getByText(/Cleared 2 rows, .* clearance [0-9a-f-]{36}/).waitFor();
+    assert(keys.length === 2 && keys[0] !== keys[1], `one Idempotency-Key per body: ${keys}`);
+    assert(keys.every((k) => /^[0-9a-f-]{36}$/.test(k)), `keys are UUIDs: ${keys}`);
+    await dialog.getByRole("button", { name: "Close" }).click();
+  });
+
+  await step("a row another operator cleared: refused as stale, the banner, Search again", async () => {
     const theirs = await api("POST", "/v1/searches", {
       treaty_ids: ["TR-0001"],
       period_from: "2021-01",
@@ -115,8 +147,8 @@ try {
       currency: "USD",
     });
     assert(theirs.status === 200, `their search: ${theirs.status}`);
-    const row = await api("GET", `/v1/searches/${theirs.json.snapshot_id}/pages/0?cedent_id=CED-002&amount_min=0.01&sort=amount%3Aasc%2Ctxn_date%3Aasc`);
-    const target = row.json.rows.find((r) => r.id === staleRow);
+    const view = await api("GET", `/v1/searches/${theirs.json.snapshot_id}/pages/0?cedent_id=CED-002&amount_min=0.01&sort=amount%3Aasc%2Ctxn_date%3Aasc`);
+    const target = view.json.rows.find((r) => r.id === staleRow);
     assert(target, "the other operator sees the same row");
     const cleared = await api(
       "POST",
@@ -136,29 +168,37 @@ try {
     const dialog = page.getByRole("dialog", { name: "Mark Cleared" });
     await dialog.getByLabel("Check number").fill("CHK-E2E-STALE");
     assert((await dialog.getByLabel("Check amount").inputValue()) === target.amount, "the amount is prefilled");
-    await dialog.getByRole("button", { name: "Clear" }).click();
+    await dialog.getByRole("button", { name: "Clear", exact: true }).click();
     await dialog.getByRole("alert").getByText("rows moved since your search").waitFor();
     await snap("stale-refusal");
-    await dialog.getByRole("button", { name: "Search again" }).click();
-    await dialog.waitFor({ state: "detached" });
-    await cell(0, "amount").waitFor();
+    await dialog.getByRole("button", { name: "Close" }).click();
+    // The next page read says stale: the banner offers a new search.
+    await pageRead(["sort=amount%3Adesc"], () => grid.getByRole("columnheader", { name: "Amount" }).click());
+    const banner = page.getByRole("status").filter({ hasText: "The ledger moved" });
+    await banner.waitFor();
+    const [again] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith("/v1/searches")),
+      banner.getByRole("button", { name: "Search again" }).click(),
+    ]);
+    const fresh = await again.json();
+    assert(fresh.snapshot_id !== theirs.json.snapshot_id, "a new snapshot");
+    await banner.waitFor({ state: "detached" });
   });
 
   await step("select all in view and Mark Cleared as a batch, progress to succeeded", async () => {
-    await page.getByRole("textbox", { name: "Cedent Filter Input" }).fill("CED-002");
-    await page.waitForResponse((r) => r.url().includes("cedent_id=CED-002") && r.url().includes("amount_min=0.01"));
-    await cell(0, "cedent_id").waitFor();
+    // The new snapshot keeps the grid's filters: its view is read again.
+    assert((await filled(0, "cedent_id")) === "CED-002", "the filters carry over to the new snapshot");
+    for (const row of [0, 1, 2]) assert((await filled(row, "id")) !== staleRow, "the cleared rows are not in the new view");
     await page.getByRole("button", { name: "Select all in view" }).click();
     const totals = page.getByLabel("Selection totals");
     await totals.getByText("runs as a job").waitFor();
-    const text = await totals.innerText();
-    assert(!text.includes(staleRow), text);
+    assert(!(await totals.innerText()).includes("not open"), "every row of the open view is open");
     await page.getByRole("button", { name: "Mark Cleared" }).click();
     const dialog = page.getByRole("dialog", { name: "Mark Cleared" });
     await dialog.getByLabel("Check number").fill("CHK-E2E-BATCH");
     assert((await dialog.getByLabel("Check currency").inputValue()) === "USD", "the currency is prefilled");
     assert(/^\d{4}-\d{2}-\d{2}$/.test(await dialog.getByLabel("Received on").inputValue()), "today by default");
-    await dialog.getByRole("button", { name: "Clear" }).click();
+    await dialog.getByRole("button", { name: "Clear", exact: true }).click();
     await dialog.getByRole("progressbar").waitFor();
     await dialog.getByText(/succeeded: clearance [0-9a-f-]{36}/).waitFor({ timeout: 60_000 });
     await snap("batch-succeeded");

@@ -22,7 +22,18 @@ import {
   type IGetRowsParams,
   type RowSelectedEvent,
 } from "ag-grid-community";
-import { call, type Answer, type Identity, type Page, type Row, type Search, type Selection, type SelectionSummary, type Total, type ViewFilter } from "./api";
+import {
+  call,
+  type Answer,
+  type Identity,
+  type Page,
+  type Row,
+  type Search,
+  type Selection,
+  type SelectionSummary,
+  type Total,
+  type ViewFilter,
+} from "./api";
 import { pageQuery, sortParam, viewFilter, type FilterModel, type SortModelItem } from "./viewQuery";
 import { MarkCleared } from "./MarkCleared";
 
@@ -36,7 +47,6 @@ ModuleRegistry.registerModules([
   ColumnAutoSizeModule,
 ]);
 
-const PAGE_SIZE = 1000;
 const CURRENCIES = ["", "AUD", "BRL", "CAD", "CHF", "CNY", "DKK", "EUR", "GBP", "HKD", "INR", "JPY", "MXN", "NOK", "NZD", "SEK", "SGD", "USD", "ZAR"];
 
 type Form = { operator: string; treaty: string; periodFrom: string; periodTo: string; status: string; currency: string };
@@ -47,9 +57,32 @@ type Picked = { mode: "ids"; ids: Set<string> } | { mode: "all"; view: ViewFilte
 const noneSelected = (): Picked => ({ mode: "ids", ids: new Set() });
 
 export function selectionOf(picked: Picked): Selection | undefined {
-  if (picked.mode === "ids") return picked.ids.size ? { ids: [...picked.ids] } : undefined;
-  return { all: true, view: picked.view, except: [...picked.except] };
+  if (picked.mode === "ids") return picked.ids.size ? { ids: [...picked.ids].sort() } : undefined;
+  return { all: true, view: picked.view, except: [...picked.except].sort() };
 }
+
+/** Whether the grid shows `row` ticked under `picked`. */
+function ticked(picked: Picked, row: Row): boolean {
+  if (row.status !== "open") return false;
+  return picked.mode === "ids" ? picked.ids.has(row.id) : !picked.except.has(row.id);
+}
+
+/** A search as the grid holds it: the snapshot and who ran it (every call on it is theirs). */
+type Searched = { result: Search; who: Identity };
+
+/** The summary of one selection, named by the selection's own JSON. */
+type Summarized = { key: string; summary: SelectionSummary };
+
+const DEFAULT_COLUMN: ColDef<Row> = { sortable: true, resizable: true, width: 140 };
+const ROW_SELECTION = {
+  mode: "multiRow" as const,
+  checkboxes: true,
+  headerCheckbox: false,
+  enableClickSelection: false,
+  // A clearance takes open rows only: the others cannot be ticked.
+  isRowSelectable: (node: { data?: Row }) => node.data?.status === "open",
+};
+const rowId = (p: { data: Row }) => p.data.id;
 
 const amountText = (totals: Total[]) =>
   totals.length ? totals.map((t) => `${t.amount} ${t.currency} (${t.count.toLocaleString()})`).join(" · ") : "nothing";
@@ -105,19 +138,30 @@ export function App() {
     status: "open",
     currency: "",
   });
-  const [search, setSearch] = useState<Search | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const [searched, setSearched] = useState<Searched | null>(null);
+  const [error, setError] = useState<{ text: string; snapshotGone: boolean } | null>(null);
   const [busy, setBusy] = useState(false);
   const [stale, setStale] = useState(false);
   const [viewTotals, setViewTotals] = useState<{ rows: number; totals: Total[] } | null>(null);
   const [picked, setPicked] = useState<Picked>(noneSelected());
-  const [summary, setSummary] = useState<SelectionSummary | null>(null);
-  const [dialog, setDialog] = useState(false);
+  const [summarized, setSummarized] = useState<Summarized | null>(null);
+  const [dialog, setDialog] = useState<{ selection: Selection; summary: SelectionSummary } | null>(null);
   const api = useRef<GridApi<Row> | null>(null);
   const view = useRef<ViewFilter>({});
   const pickedRef = useRef<Picked>(picked);
   pickedRef.current = picked;
-  const who: Identity = useMemo(() => ({ operator: form.operator.trim() || "alice" }), [form.operator]);
+  // Each datasource is a generation: answers of an older one change nothing.
+  const generation = useRef(0);
+  const search = searched?.result ?? null;
+  const selection = selectionOf(picked);
+  const selectionKey = selection ? JSON.stringify(selection) : "";
+  const summary = summarized && summarized.key === selectionKey ? summarized.summary : null;
+
+  /** Drops the selection, in the state and in the grid's checkboxes. */
+  const unselect = useCallback(() => {
+    setPicked(noneSelected());
+    api.current?.deselectAll();
+  }, []);
 
   const runSearch = useCallback(async () => {
     setBusy(true);
@@ -129,78 +173,94 @@ export function App() {
       status: form.status,
     };
     if (form.currency) body.currency = form.currency;
+    const who: Identity = { operator: form.operator.trim() || "alice" };
     const answer = await call<Search>(who, "POST", "/v1/searches", body).catch(
       (e: Error): Answer<Search> => ({ status: 0, error: { error: "network", message: e.message } }),
     );
     setBusy(false);
     if ("error" in answer) {
-      setError(`${answer.error.error}: ${answer.error.message}`);
+      setError({ text: `${answer.error.error}: ${answer.error.message}`, snapshotGone: false });
       return;
     }
     setStale(false);
-    setPicked(noneSelected());
-    setSummary(null);
-    setSearch(answer.body);
-  }, [form, who]);
+    setViewTotals(null);
+    setSummarized(null);
+    unselect();
+    setSearched({ result: answer.body, who });
+  }, [form, unselect]);
 
   // The datasource reads the snapshot's pages (or its view's); one block is
   // one API page.
   const datasource = useMemo<IDatasource | null>(() => {
-    if (!search) return null;
+    if (!searched) return null;
+    const { result, who } = searched;
+    const mine = (generation.current += 1);
     return {
       getRows: async (params: IGetRowsParams) => {
-        const number = Math.floor(params.startRow / PAGE_SIZE);
+        const number = Math.floor(params.startRow / result.page_size);
         const filter = viewFilter(params.filterModel as FilterModel);
         if (JSON.stringify(filter) !== JSON.stringify(view.current)) {
           // Another view: a selection of the old one no longer says what it meant.
           view.current = filter;
-          setPicked(noneSelected());
-          api.current?.forEachNode((node) => node.setSelected(false, false, "api"));
+          unselect();
         }
         const query = pageQuery(sortParam(params.sortModel as SortModelItem[]), filter);
-        const path = `/v1/searches/${search.snapshot_id}/pages/${number}${query ? `?${query}` : ""}`;
+        const path = `/v1/searches/${result.snapshot_id}/pages/${number}${query ? `?${query}` : ""}`;
         const answer = await call<Page>(who, "GET", path).catch(
           (e: Error): Answer<Page> => ({ status: 0, error: { error: "network", message: e.message } }),
         );
+        if (mine !== generation.current) return;
         if ("error" in answer) {
-          setError(`${answer.error.error}${answer.error.field ? ` (${answer.error.field})` : ""}: ${answer.error.message}`);
+          const e = answer.error;
+          setError({
+            text: `${e.error}${e.field ? ` (${e.field})` : ""}: ${e.message}`,
+            snapshotGone: e.error === "snapshot_not_found",
+          });
           params.failCallback();
           return;
         }
-        setError(null);
         const page = answer.body;
         if (page.stale) setStale(true);
         setViewTotals({ rows: page.row_count, totals: page.totals });
         params.successCallback(page.rows, page.row_count);
+        // The loaded rows' checkboxes say what the selection holds.
         const current = pickedRef.current;
-        if (current.mode === "all") {
-          api.current?.forEachNode((node) => {
-            if (node.data && node.data.status === "open" && !current.except.has(node.data.id)) node.setSelected(true, false, "api");
-          });
-        }
+        api.current?.forEachNode((node) => {
+          if (node.data && node.isSelected() !== ticked(current, node.data)) node.setSelected(ticked(current, node.data), false, "api");
+        });
       },
     };
-  }, [search, who]);
+  }, [searched, unselect]);
 
   useEffect(() => {
     if (api.current && datasource) api.current.setGridOption("datasource", datasource);
   }, [datasource]);
 
   // The selection's summary from the server (the same resolver a clearance
-  // uses), a moment after the selection settles.
+  // uses), a moment after the selection settles; an answer is kept with the
+  // selection it answers, so an older one never stands for a newer selection.
   useEffect(() => {
-    const selection = selectionOf(picked);
-    if (!search || !selection) {
-      setSummary(null);
-      return;
-    }
+    if (!searched || !selection) return;
+    let current = true;
     const timer = setTimeout(async () => {
-      const answer = await call<SelectionSummary>(who, "POST", `/v1/searches/${search.snapshot_id}/selection-summary`, { selection });
-      if ("error" in answer) setError(`${answer.error.error}: ${answer.error.message}`);
-      else setSummary(answer.body);
+      const path = `/v1/searches/${searched.result.snapshot_id}/selection-summary`;
+      const answer = await call<SelectionSummary>(searched.who, "POST", path, { selection }).catch(
+        (e: Error): Answer<SelectionSummary> => ({ status: 0, error: { error: "network", message: e.message } }),
+      );
+      if (!current) return;
+      if ("error" in answer) {
+        setSummarized(null);
+        setError({ text: `${answer.error.error}: ${answer.error.message}`, snapshotGone: answer.error.error === "snapshot_not_found" });
+      } else {
+        setSummarized({ key: selectionKey, summary: answer.body });
+      }
     }, 250);
-    return () => clearTimeout(timer);
-  }, [picked, search, who]);
+    return () => {
+      current = false;
+      clearTimeout(timer);
+    };
+    // The selection is named by its key: a new Set with the same rows is the same selection.
+  }, [selectionKey, searched]);
 
   const onRowSelected = useCallback((event: RowSelectedEvent<Row>) => {
     if (event.source === "api" || !event.data) return;
@@ -221,9 +281,10 @@ export function App() {
   }, []);
 
   const selectAllInView = () => {
-    setPicked({ mode: "all", view: view.current, except: new Set() });
+    const all: Picked = { mode: "all", view: view.current, except: new Set() };
+    setPicked(all);
     api.current?.forEachNode((node) => {
-      if (node.data?.status === "open") node.setSelected(true, false, "api");
+      if (node.data) node.setSelected(ticked(all, node.data), false, "api");
     });
   };
 
@@ -233,6 +294,10 @@ export function App() {
   };
 
   const selectedCount = summary?.row_count ?? (picked.mode === "ids" ? picked.ids.size : 0);
+  const retry = () => {
+    setError(null);
+    api.current?.refreshInfiniteCache();
+  };
   const field = (name: keyof Form) => ({
     value: form[name],
     onChange: (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement>) => setForm({ ...form, [name]: e.target.value }),
@@ -283,9 +348,20 @@ export function App() {
         </button>
       </form>
       {error && (
-        <p role="alert" className="error">
-          {error}
-        </p>
+        <div role="alert" className="error">
+          {error.text}{" "}
+          {error.snapshotGone ? (
+            <button type="button" onClick={() => void runSearch()}>
+              Search again
+            </button>
+          ) : (
+            search && (
+              <button type="button" onClick={retry}>
+                Retry
+              </button>
+            )
+          )}
+        </div>
       )}
       {stale && (
         <div role="status" className="stale">
@@ -310,7 +386,11 @@ export function App() {
               {summary && summary.not_open.count > 0 && ` (${summary.not_open.count} not open, left out)`}
               {summary && ` · ${summary.mode === "job" ? "runs as a job" : "clears at once"}`}
             </span>
-            <button type="button" disabled={!summary || summary.row_count === 0} onClick={() => setDialog(true)}>
+            <button
+              type="button"
+              disabled={!summary || !selection || summary.row_count === 0}
+              onClick={() => summary && selection && setDialog({ selection, summary })}
+            >
               Mark Cleared
             </button>
           </div>
@@ -318,27 +398,28 @@ export function App() {
             <AgGridReact<Row>
               theme={themeQuartz}
               columnDefs={COLUMNS}
-              defaultColDef={{ sortable: true, resizable: true, width: 140 }}
+              defaultColDef={DEFAULT_COLUMN}
               rowModelType="infinite"
-              cacheBlockSize={PAGE_SIZE}
+              cacheBlockSize={search.page_size}
               maxBlocksInCache={20}
-              getRowId={(p) => p.data.id}
-              rowSelection={{ mode: "multiRow", checkboxes: true, headerCheckbox: false, enableClickSelection: false }}
+              getRowId={rowId}
+              rowSelection={ROW_SELECTION}
               onRowSelected={onRowSelected}
               onGridReady={onGridReady}
             />
           </div>
         </>
       )}
-      {dialog && search && summary && selectionOf(picked) && (
+      {dialog && searched && (
         <MarkCleared
-          who={who}
-          search={search}
-          selection={selectionOf(picked)!}
-          summary={summary}
-          onClose={() => setDialog(false)}
+          who={searched.who}
+          search={searched.result}
+          selection={dialog.selection}
+          summary={dialog.summary}
+          onClose={() => setDialog(null)}
+          onCleared={unselect}
           onSearchAgain={() => {
-            setDialog(false);
+            setDialog(null);
             void runSearch();
           }}
         />

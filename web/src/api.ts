@@ -2,7 +2,8 @@
 // contract). Locally the local server serves this app and the API on one
 // origin and takes the dev identity headers; deployed, VITE_API_BASE is the
 // HTTP API's stage URL and a bearer token (a JWT the API Gateway authorizer
-// accepts) is sent instead.
+// accepts) is sent instead, read at run time from where the host page's
+// sign-in put it (never compiled into the bundle).
 
 export type Total = { currency: string; count: number; amount: string };
 
@@ -73,6 +74,8 @@ export type Clearance = {
   currency: string;
 };
 
+export type JobFailure = { code: string; message: string; conflicting_ids?: string[] };
+
 export type Job = {
   job_id: string;
   state: "running" | "succeeded" | "failed";
@@ -80,7 +83,7 @@ export type Job = {
   chunks_done: number;
   row_count: number;
   clearance_id: string | null;
-  error: string | null;
+  error: JobFailure | null;
 };
 
 export type ApiError = {
@@ -97,9 +100,28 @@ export type Identity = { operator: string };
 
 const BASE: string = import.meta.env.VITE_API_BASE ?? "";
 
-/** Deployed: the token the host page stored after sign-in, else the build's. */
+/** Deployed: the token the host page's sign-in stored. */
 function bearer(): string | undefined {
-  return sessionStorage.getItem("clearance.token") ?? import.meta.env.VITE_API_TOKEN ?? undefined;
+  return sessionStorage.getItem("clearance.token") ?? undefined;
+}
+
+/** A fresh Idempotency-Key (a v4 UUID), also where crypto.randomUUID is not offered (plain HTTP). */
+export function freshKey(): string {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** An answer that says nothing of whether the request took effect. */
+export function uncertain<T>(answer: Answer<T>): boolean {
+  return (
+    answer.status === 0 ||
+    answer.status >= 500 ||
+    ("error" in answer && answer.error.error === "request_in_flight")
+  );
 }
 
 export async function call<T>(
@@ -130,8 +152,9 @@ export async function call<T>(
 }
 
 /**
- * A POST that may be retried: the same Idempotency-Key on every attempt of
- * one click, so a retry after a lost answer or a 503 is answered once.
+ * A POST that may be retried: the same Idempotency-Key on every attempt, so
+ * a retry after a lost answer, a 5xx or a 409 request_in_flight is answered
+ * once. Returns the last answer (status 0 when none came).
  */
 export async function postOnce<T>(
   who: Identity,
@@ -140,15 +163,15 @@ export async function postOnce<T>(
   key: string,
   attempts = 3,
 ): Promise<Answer<T>> {
-  let last: Answer<T> | undefined;
+  let last: Answer<T> = { status: 0, error: { error: "network", message: "the API did not answer" } };
   for (let attempt = 0; attempt < attempts; attempt += 1) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
     try {
       last = await call<T>(who, "POST", path, body, key);
-      if (last.status !== 503 && !("error" in last && last.error.error === "request_in_flight")) return last;
-    } catch {
-      // The answer was lost: retry with the same key.
+    } catch (e) {
+      last = { status: 0, error: { error: "network", message: (e as Error).message } };
     }
-    await new Promise((resolve) => setTimeout(resolve, 500 * (attempt + 1)));
+    if (!uncertain(last)) return last;
   }
-  return last ?? { status: 0, error: { error: "network", message: "the API did not answer" } };
+  return last;
 }

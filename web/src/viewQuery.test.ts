@@ -18,7 +18,7 @@ describe("the grid's models as view parameters", () => {
     const view = viewFilter({
       cedent_id: { filterType: "text", type: "equals", filter: "CED-001, CED-002" },
       currency: { filterType: "text", type: "equals", filter: "usd" },
-      amount: { filterType: "text", type: "between", filter: "12345678901234567.89", filterTo: "99999999999999999.99" },
+      amount: { filterType: "text", type: "between", filter: "1234567890123456.89", filterTo: "9999999999999999.99" },
       reference: { filterType: "text", type: "contains", filter: " 2024Q1 " },
       txn_date: { filterType: "date", type: "inRange", dateFrom: "2024-01-01 00:00:00", dateTo: "2024-03-31 00:00:00" },
       accounting_period: { filterType: "text", type: "equals", filter: "2024-02" },
@@ -26,8 +26,8 @@ describe("the grid's models as view parameters", () => {
     expect(view).toEqual({
       cedent_id: ["CED-001", "CED-002"],
       currency: "USD",
-      amount_min: "12345678901234567.89",
-      amount_max: "99999999999999999.99",
+      amount_min: "1234567890123456.89",
+      amount_max: "9999999999999999.99",
       reference: "2024Q1",
       txn_date_from: "2024-01-01",
       txn_date_to: "2024-03-31",

@@ -29,7 +29,10 @@ pub struct BrowserFigures {
     pub cold_ms: Vec<f64>,
     pub cached_ms: Vec<f64>,
     pub scroll_page_50_ms: Vec<f64>,
+    /// Measured here, not by the browser script.
+    #[serde(default)]
     pub js_bytes: u64,
+    #[serde(default)]
     pub js_gzip_bytes: u64,
 }
 
