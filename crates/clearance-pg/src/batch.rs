@@ -118,6 +118,7 @@ impl BatchLedger for PgBatchLedger {
     ) -> Result<Posted, LedgerWriteError> {
         let treaty_sql = treaty_literal(&scope.treaty);
         let mut tx = self.pool.begin().await.context("starting a finalize").map_err(db)?;
+        crate::clear::plan_once(&mut tx).await?;
         let exists: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM clearances WHERE clearance_id = $1)")
                 .bind(scope.clearance_id)
