@@ -15,13 +15,7 @@ load_env
 
 examples="${API_CONTRACT_EXAMPLES:-40}"
 db="clearance_api_contract"
-admin_url=$(python3 -c 'import sys, urllib.parse as u
-p = u.urlsplit(sys.argv[1]); print(u.urlunsplit((p.scheme, p.netloc, "/" + sys.argv[2], p.query, "")))' "$DATABASE_URL" "$db")
-as_role() {
-  python3 -c 'import sys, urllib.parse as u
-p = u.urlsplit(sys.argv[2]); host = p.hostname + (f":{p.port}" if p.port else "")
-print(u.urlunsplit((p.scheme, sys.argv[1] + "@" + host, p.path, p.query, "")))' "$1" "$2"
-}
+admin_url=$(database_url "$db")
 
 # A ledger of its own, rebuilt each run: the clearances schemathesis posts
 # never meet another run's.

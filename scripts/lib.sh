@@ -92,6 +92,19 @@ load_env() {
 }
 
 # The maintenance database URL of the server in DATABASE_URL.
+# DATABASE_URL with database $1 instead (a scratch ledger of a script's own).
+database_url() {
+  python3 -c 'import sys, urllib.parse as u
+p = u.urlsplit(sys.argv[1]); print(u.urlunsplit((p.scheme, p.netloc, "/" + sys.argv[2], p.query, "")))' "$DATABASE_URL" "$1"
+}
+
+# URL $2 connecting as role $1 (trust authentication, the local stack's).
+as_role() {
+  python3 -c 'import sys, urllib.parse as u
+p = u.urlsplit(sys.argv[2]); host = p.hostname + (f":{p.port}" if p.port else "")
+print(u.urlunsplit((p.scheme, sys.argv[1] + "@" + host, p.path, p.query, "")))' "$1" "$2"
+}
+
 maintenance_url() {
   python3 -c 'import sys, urllib.parse as u
 p = u.urlsplit(sys.argv[1]); print(u.urlunsplit((p.scheme, p.netloc, "/postgres", p.query, "")))' "$DATABASE_URL"

@@ -14,13 +14,7 @@ load_env
 
 bash scripts/web.sh --browser
 db="clearance_web_e2e"
-admin_url=$(python3 -c 'import sys, urllib.parse as u
-p = u.urlsplit(sys.argv[1]); print(u.urlunsplit((p.scheme, p.netloc, "/" + sys.argv[2], p.query, "")))' "$DATABASE_URL" "$db")
-as_role() {
-  python3 -c 'import sys, urllib.parse as u
-p = u.urlsplit(sys.argv[2]); host = p.hostname + (f":{p.port}" if p.port else "")
-print(u.urlunsplit((p.scheme, sys.argv[1] + "@" + host, p.path, p.query, "")))' "$1" "$2"
-}
+admin_url=$(database_url "$db")
 psql "$(maintenance_url)" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
 # The workspace's debug binaries, as make test builds them (a no-op when up
 # to date; building one package alone would unify features differently).

@@ -6,7 +6,7 @@
 //
 //   APP_URL=http://127.0.0.1:8080 TREATY=TR-0003 RUNS=3 node web/e2e/figures.mjs
 
-import { chromium } from "playwright-core";
+import { launch } from "./browser.mjs";
 
 const base = process.env.APP_URL;
 if (!base) throw new Error("APP_URL is not set");
@@ -14,19 +14,7 @@ const treaty = process.env.TREATY || "TR-0003";
 const runs = Number(process.env.RUNS || 3);
 const SCROLL_ROW = Number(process.env.SCROLL_ROW || 50 * 1000);
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launch();
 
 /**
  * Times, inside the page, from `trigger` to the frame after row `index`

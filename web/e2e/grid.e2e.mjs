@@ -7,26 +7,14 @@
 //   SCREENSHOTS=docs/screenshots also writes the main states as PNGs.
 
 import { mkdirSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { launch } from "./browser.mjs";
 
 const base = process.env.APP_URL;
 if (!base) throw new Error("APP_URL is not set");
 const shots = process.env.SCREENSHOTS || "";
 const STEP_MS = 30_000;
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launch();
 let failed = false;
 const step = async (name, body) => {
   const started = Date.now();
@@ -52,7 +40,6 @@ async function api(method, path, body, key) {
 }
 
 try {
-  // playwright-core gives every launch a fresh temporary profile (it refuses a --user-data-dir argument).
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   context.setDefaultTimeout(STEP_MS);
   const page = await context.newPage();

@@ -11,10 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clearance_core::write::WriteConfig;
 use clearance_http::encoding::{encode, Coding};
-use clearance_local::{LocalStack, Pools, StackConfig};
-use clearance_pg::PoolLimits;
 use serde::{Deserialize, Serialize};
 
 const DIST: &str = "web/dist";
@@ -69,17 +66,7 @@ fn bundle() -> anyhow::Result<(u64, u64)> {
 /// # Errors
 /// When the server cannot start or the browser run fails.
 pub async fn run(database_url: &str, table: &str, treaty: &str) -> anyhow::Result<BrowserFigures> {
-    let pools =
-        Pools::connect_as_roles(database_url, PoolLimits { connections_max: 4, ..PoolLimits::default() })
-            .await?;
-    let sdk = clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await;
-    let dynamo = clearance_dynamo::client(&sdk);
-    let events = clearance_workflow::EventBridgePublisher::client(&sdk);
-    let config = StackConfig {
-        write: WriteConfig::default(),
-        ..StackConfig::new(table, format!("{table}-browser-bus"))
-    };
-    let stack = Arc::new(LocalStack::new(pools, &dynamo, &events, &config));
+    let stack = Arc::new(crate::grid_figures::read_only_stack(database_url, table).await?);
     let router =
         clearance_local::server::with_app(clearance_local::server::router(stack, &[]), Path::new(DIST));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -56,19 +56,31 @@ fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body).unwrap_or(serde_json::Value::Null)
 }
 
-/// Runs every grid figure on `treaty` of the bench database.
+/// The whole system in this process over the bench ledger, each path as its
+/// role, for figures that read (searches, pages, summaries): no job is
+/// started, no event published.
 ///
 /// # Errors
-/// When a request is not answered 200, or a backend is unreachable.
-pub async fn run(database_url: &str, table: &str, treaty: &str) -> anyhow::Result<GridFigures> {
+/// When a role cannot connect.
+pub async fn read_only_stack(database_url: &str, table: &str) -> anyhow::Result<LocalStack> {
     let limits = PoolLimits { connections_max: 4, ..PoolLimits::default() };
     let pools = Pools::connect_as_roles(database_url, limits).await?;
     let sdk = clearance_aws::sdk_config(clearance_aws::AwsLimits::default()).await;
     let dynamo = clearance_dynamo::client(&sdk);
     let events = clearance_workflow::EventBridgePublisher::client(&sdk);
-    let config =
-        StackConfig { write: WriteConfig::default(), ..StackConfig::new(table, format!("{table}-grid-bus")) };
-    let stack = LocalStack::new(pools, &dynamo, &events, &config);
+    let config = StackConfig {
+        write: WriteConfig::default(),
+        ..StackConfig::new(table, format!("{table}-reads-bus"))
+    };
+    Ok(LocalStack::new(pools, &dynamo, &events, &config))
+}
+
+/// Runs every grid figure on `treaty` of the bench database.
+///
+/// # Errors
+/// When a request is not answered 200, or a backend is unreachable.
+pub async fn run(database_url: &str, table: &str, treaty: &str) -> anyhow::Result<GridFigures> {
+    let stack = read_only_stack(database_url, table).await?;
     let filter =
         format!(r#"{{"treaty_ids": ["{treaty}"], "period_from": "2021-01", "period_to": "2025-12"}}"#);
     let mut figures = GridFigures { view_query: VIEW_QUERY.to_owned(), ..GridFigures::default() };
