@@ -255,12 +255,40 @@ async fn the_audit_finds_each_kind_of_broken_ledger_and_passes_a_sound_one() -> 
     )
     .execute(&db.owner)
     .await?;
+    // A line naming no header: refused by its statement's check, even to
+    // the owner; written only with triggers off (a superuser's replica
+    // session), and then found by the audit.
+    let orphan = Uuid::new_v4();
+    let line = "INSERT INTO clearance_lines (clearance_id, transaction_id, treaty_id, accounting_period, amount, row_version)
+                VALUES ($1, $2, $3, $4, 1, 1)";
+    let refused = sqlx::query(line).bind(orphan).bind(id).bind(&treaty).bind(period).execute(&db.owner).await;
+    assert_eq!(
+        refused.err().as_ref().and_then(sqlstate).as_deref(),
+        Some("23503"),
+        "a line without its header"
+    );
+    // Nor can a session's temporary `clearances` stand in for the ledger's.
+    let mut shadowed = db.app.begin().await?;
+    sqlx::query("CREATE TEMP TABLE clearances (clearance_id uuid) ON COMMIT DROP")
+        .execute(&mut *shadowed)
+        .await?;
+    sqlx::query("INSERT INTO clearances VALUES ($1)").bind(orphan).execute(&mut *shadowed).await?;
+    let refused =
+        sqlx::query(line).bind(orphan).bind(id).bind(&treaty).bind(period).execute(&mut *shadowed).await;
+    assert_eq!(refused.err().as_ref().and_then(sqlstate).as_deref(), Some("23503"), "a temporary header");
+    shadowed.rollback().await?;
+    let mut replica = db.owner.begin().await?;
+    sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *replica).await?;
+    sqlx::query(line).bind(orphan).bind(id).bind(&treaty).bind(period).execute(&mut *replica).await?;
+    replica.commit().await?;
+
     let found = broken(clearance_pg::audit::violations(&db.owner).await?);
     let names: Vec<&str> = clearance_pg::audit::INVARIANTS.iter().map(|i| i.name).collect();
     assert_eq!(
         found,
-        vec![names[0], names[1], names[2], names[3], names[6]],
-        "twice, partial (the second clearance's line), orphan cleared row, header, pending"
+        vec![names[0], names[1], names[2], names[3], names[6], names[7]],
+        "twice (three lines now), partial (the second clearance's line), orphan cleared row, header, pending, \
+         line without header"
     );
     db.drop_db().await
 }

@@ -208,9 +208,8 @@ async fn read_path(
         ));
         let sync_clears =
             read_figures::in_child(&bench_url, &["sync-clears", "--table", &table, "--treaty", "TR-0001", "--rounds", &args.clear_rounds.to_string()])?;
-        progress("one clear of 100K rows in PostgreSQL, then its identical retry");
-        let (clear_100k_ms, clear_100k_rows, clear_retry_ms, clear_retry_rows_changed) =
-            read_figures::big_clear(pool, "TR-0001", "USD", 100_000).await?;
+        progress("one clear of 100K rows in PostgreSQL, its identical retry, its reversal; the write floor");
+        let big_clear = read_figures::big_clear(pool, "TR-0001", "USD", 100_000).await?;
         progress("a batch job of ~100K rows (TR-0002, EUR, 2021-01..2024-07) end to end");
         let batch: batch_figures::BatchFigure =
             read_figures::in_child(&bench_url, &["batch-clear", "--table", &table, "--filter", BATCH_FILTER])?;
@@ -249,10 +248,12 @@ async fn read_path(
             large_view: None,
             grid: Some(grid),
             browser,
-            clear_100k_ms,
-            clear_100k_rows,
-            clear_retry_ms,
-            clear_retry_rows_changed,
+            clear_100k_ms: big_clear.ms,
+            clear_100k_rows: big_clear.rows,
+            clear_retry_ms: big_clear.retry_ms,
+            clear_retry_rows_changed: big_clear.retry_rows_changed,
+            clear_100k_reversal_ms: Some(big_clear.reversal_ms),
+            write_floor_100k_ms: Some(big_clear.floor_ms),
             sync_clears,
             batch,
             batch_large: None,

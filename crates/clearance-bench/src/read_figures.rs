@@ -3,6 +3,7 @@
 //! the naive OFFSET/LIMIT baseline and the `COPY ... TO STDOUT` floor on
 //! the same rows.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -211,16 +212,24 @@ pub async fn copy_floor(pool: &PgPool, treaty: &str) -> anyhow::Result<(f64, u64
     Ok((ms(started.elapsed()), bytes))
 }
 
+/// One clear of many rows in PostgreSQL, its identical retry and its
+/// reversal, and this machine's floor for writing that many rows.
+#[derive(Debug, Clone, Copy)]
+pub struct BigClear {
+    pub ms: f64,
+    pub rows: u64,
+    pub retry_ms: f64,
+    pub retry_rows_changed: u64,
+    pub reversal_ms: f64,
+    pub floor_ms: f64,
+}
+
 /// One clear of `rows` open rows of a treaty in PostgreSQL (the guard, the
 /// ledger and the journal in one transaction), then the identical retry,
-/// which the guard refuses without changing a row. Returns (ms, rows,
-/// retry ms, rows the retry changed).
-pub async fn big_clear(
-    pool: &PgPool,
-    treaty: &str,
-    currency: &str,
-    rows: i64,
-) -> anyhow::Result<(f64, u64, f64, u64)> {
+/// which the guard answers without changing a row, then its reversal; and
+/// the floor, measured in the same run: a COPY of as many narrow rows into
+/// a table with a primary key.
+pub async fn big_clear(pool: &PgPool, treaty: &str, currency: &str, rows: i64) -> anyhow::Result<BigClear> {
     use clearance_core::clearance::{Check, Posting};
     use clearance_core::ports::LedgerWriteError;
     use clearance_pg::clear::{post_clearance, ClearanceHeader, SnapshotRowRef};
@@ -274,5 +283,53 @@ pub async fn big_clear(
         }
         Err(e) => return Err(e.into()),
     };
-    Ok((first_ms, posted.rows, retry_ms, changed))
+    let reversal = clearance_core::clearance::ReversalHeader {
+        reversal_id: uuid::Uuid::new_v4(),
+        clearance_id: posted.clearance_id,
+        reason: clearance_core::clearance::ReversalReason::parse("bench: the 100K clear reversed")?,
+        operator_id: "bench".into(),
+        idempotency_key: "bench-1-reversal".into(),
+        request_hash: String::new(),
+    };
+    let started = Instant::now();
+    let reversed = clearance_pg::clear::reverse_clearance(pool, &reversal).await?;
+    let reversal_ms = ms(started.elapsed());
+    anyhow::ensure!(
+        reversed.rows == posted.rows,
+        "the reversal reopened {} of {} rows",
+        reversed.rows,
+        posted.rows
+    );
+    let floor_ms = copy_floor_with_key(pool, selected.len()).await?;
+    Ok(BigClear {
+        ms: first_ms,
+        rows: posted.rows,
+        retry_ms,
+        retry_rows_changed: changed,
+        reversal_ms,
+        floor_ms,
+    })
+}
+
+/// This machine's floor for writing `rows` rows: a COPY of as many narrow
+/// rows (id, clearance id, version) into a fresh table with a primary key,
+/// in one transaction.
+async fn copy_floor_with_key(pool: &PgPool, rows: usize) -> anyhow::Result<f64> {
+    let mut data = Vec::with_capacity(rows * 80);
+    let clearance = uuid::Uuid::new_v4();
+    for n in 0..rows {
+        writeln!(data, "{}\t{clearance}\t{}", uuid::Uuid::new_v4(), n + 1)?;
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query("CREATE TEMP TABLE write_floor (id uuid PRIMARY KEY, clearance_id uuid, row_version bigint) ON COMMIT DROP")
+        .execute(&mut *tx)
+        .await?;
+    let started = Instant::now();
+    let mut copy = tx.copy_in_raw("COPY write_floor FROM STDIN").await?;
+    copy.send(data).await?;
+    let copied = copy.finish().await?;
+    let floor_ms = ms(started.elapsed());
+    anyhow::ensure!(copied == rows as u64, "the floor copied {copied} of {rows} rows");
+    tx.rollback().await?;
+    Ok(floor_ms)
 }

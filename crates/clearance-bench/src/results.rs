@@ -77,6 +77,12 @@ pub struct ReadResults {
     pub clear_100k_rows: u64,
     pub clear_retry_ms: f64,
     pub clear_retry_rows_changed: u64,
+    /// The reversal of that clearance (runs before it was measured have none).
+    #[serde(default)]
+    pub clear_100k_reversal_ms: Option<f64>,
+    /// The floor, same run: a COPY of as many narrow rows with a primary key.
+    #[serde(default)]
+    pub write_floor_100k_ms: Option<f64>,
     pub sync_clears: SyncClears,
     pub batch: BatchFigure,
     pub batch_large: Option<BatchFigure>,
@@ -268,6 +274,21 @@ pub fn table(r: &Results) -> String {
             format!("{:.0} ms, {} rows changed", rp.clear_retry_ms, rp.clear_retry_rows_changed),
         ),
     );
+    if let (Some(reversal), Some(floor)) = (rp.clear_100k_reversal_ms, rp.write_floor_100k_ms) {
+        row(
+            "its reversal (rows open again with new versions, the mirror journal)".to_owned(),
+            "<= 1 s",
+            verdict(reversal <= 1_000.0, format!("{} ms", thousands(reversal))),
+        );
+        row(
+            format!(
+                "floor, same run: `COPY` of {} narrow rows into a table with a primary key",
+                thousands(rp.clear_100k_rows as f64)
+            ),
+            "",
+            format!("{} ms: **the clear is {:.1}x the floor**", thousands(floor), rp.clear_100k_ms / floor),
+        );
+    }
     row(
         "peak RSS of the write path: the 16 operators' searches and 1,000-row clears (own process)"
             .to_owned(),

@@ -15,7 +15,7 @@ pub struct Invariant {
 }
 
 /// Every invariant of the clearance ledger.
-pub const INVARIANTS: [Invariant; 7] = [
+pub const INVARIANTS: [Invariant; 8] = [
     Invariant {
         name: "transaction in two live clearances (cleared twice)",
         sql: "SELECT count(*) FROM (
@@ -66,6 +66,11 @@ pub const INVARIANTS: [Invariant; 7] = [
     Invariant {
         name: "row left pending (a job neither finalized nor compensated)",
         sql: "SELECT count(*) FROM transactions WHERE status = 'pending'",
+    },
+    Invariant {
+        name: "clearance line without its header",
+        sql: "SELECT count(*) FROM clearance_lines l
+              WHERE NOT EXISTS (SELECT 1 FROM clearances c WHERE c.clearance_id = l.clearance_id)",
     },
 ];
 

@@ -2,16 +2,14 @@
 //! clearance id while pending, so every step finds them again and every
 //! step is idempotent:
 //! - reserve: rows open at the snapshot's version go open→pending for the
-//!   job, rows already pending for the job are left alone, anything else is
-//!   a conflict (nothing written);
+//!   job in one statement, rows already pending for the job are left alone,
+//!   anything else is a conflict (nothing written);
 //! - finalize: the job's pending rows go pending→cleared and the clearance
 //!   is written, once (its id is the job's clearance id);
 //! - release: the job's pending rows open again.
 //!
 //! Rows are locked in (period, id) order in every step, as in the sync
 //! guard, so jobs and sync clearances never deadlock.
-
-use std::collections::HashMap;
 
 use anyhow::Context;
 use chrono::NaiveDate;
@@ -25,7 +23,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::clear::{
-    bump_scope, db, key_lookups_only, lock_rows, move_rows, treaty_literal, write_journal, LockedRow,
+    bump_scope, db, key_lookups_only, moved_rows, reserve_open_rows, treaty_literal, write_journal, RowKeys,
 };
 
 #[derive(Clone)]
@@ -71,38 +69,22 @@ async fn lock_pending(
 
 impl BatchLedger for PgBatchLedger {
     async fn reserve(&self, scope: &JobScope, rows: &[SnapshotRowRef]) -> Result<u64, LedgerWriteError> {
-        let treaty_sql = treaty_literal(&scope.treaty);
-        let mut rows = rows.to_vec();
-        rows.sort_unstable_by_key(|r| (r.accounting_period, r.id));
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-        let periods: Vec<NaiveDate> = rows.iter().map(|r| r.accounting_period).collect();
+        let keys = RowKeys::in_lock_order(rows);
         let mut tx = self.pool.begin().await.context("starting a reservation").map_err(db)?;
         key_lookups_only(&mut tx).await?;
-        let locked = lock_rows(&mut tx, &treaty_sql, &ids, &periods).await?;
-        let found: HashMap<Uuid, &LockedRow> = locked.iter().map(|l| (l.id, l)).collect();
-        let mut take = Vec::with_capacity(rows.len());
-        let mut moved = Vec::new();
-        for row in &rows {
-            match found.get(&row.id) {
-                Some(l) if l.status == "open" && l.row_version == row.row_version => take.push(*row),
-                // Reserved by this job already (a retried or re-delivered chunk).
-                Some(l) if l.status == "pending" && l.clearance_id == Some(scope.clearance_id) => {}
-                _ => moved.push(row.id),
+        let reserved = reserve_open_rows(&mut tx, &scope.treaty, scope.clearance_id, &keys).await?;
+        if reserved != keys.len() {
+            // The rest must be this job's already (a retried or re-delivered
+            // chunk); anything else moved, and nothing is kept.
+            let moved = moved_rows(&mut *tx, &scope.treaty, &keys, scope.clearance_id).await?;
+            if !moved.is_empty() {
+                tx.rollback().await.context("rolling back a stale reservation").map_err(db)?;
+                return Err(LedgerWriteError::StaleRows(moved));
             }
         }
-        if !moved.is_empty() {
-            moved.sort_unstable();
-            return Err(LedgerWriteError::StaleRows(moved));
-        }
-        if take.is_empty() {
+        if reserved == 0 {
             return Ok(0);
         }
-        let ids: Vec<Uuid> = take.iter().map(|r| r.id).collect();
-        let periods: Vec<NaiveDate> = take.iter().map(|r| r.accounting_period).collect();
-        let versions: Vec<i64> = take.iter().map(|r| r.row_version).collect();
-        let reserved =
-            move_rows(&mut tx, &treaty_sql, "pending", scope.clearance_id, &ids, &periods, &versions).await?;
-        assert_eq!(reserved, take.len() as u64, "reserved rows must equal the rows taken under the locks");
         bump_scope(&mut tx, &scope.treaty).await?;
         tx.commit().await.context("committing a reservation").map_err(db)?;
         Ok(reserved)

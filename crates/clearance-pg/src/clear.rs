@@ -1,11 +1,11 @@
-//! The clearance guard: one SQL transaction that checks every selected row
-//! is still exactly as the snapshot recorded it, clears them, writes the
-//! ledger (header, lines, journal) and bumps the scope version. Optimistic
-//! and row-level: rows are locked in one fixed order (period, id), only the
+//! The clearance guard: one SQL transaction that writes the header, then
+//! in one statement clears every selected row still exactly as the snapshot
+//! recorded it and writes its line, compares the count and the total with
+//! the selection, writes the journal and bumps the scope version; or, when
+//! a row moved, rolls back and names the moved rows. Optimistic and
+//! row-level: rows are locked in one fixed order (period, id), only the
 //! selected rows are locked, and the treaty's scope row is touched last, so
-//! it is held only for the commit.
-
-use std::collections::HashMap;
+//! it is held only for the commit (ADR 0005, ADR 0014).
 
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -74,8 +74,9 @@ pub async fn post_clearance(
 /// The guard's statements are primary-key probes by design: whatever the
 /// statistics say, a hash or merge join over a treaty's whole leaf, or a
 /// materialized inner side, is never the plan for them (measured: 58 ms
-/// against 6 ms for 1,000 rows). Their UPDATEs name rows by key only, the
-/// state having been checked under the row locks: a state predicate lets a
+/// against 6 ms for 1,000 rows), and the nested loop walks the sorted
+/// arrays, which is the lock order. Their state predicates sit in the join
+/// condition (see [`take_open_rows_sql`]): a plain `status = 'open'` lets a
 /// stale estimate put the treaty's rows on the outer side.
 /// With [`plan_once`].
 pub(crate) async fn key_lookups_only(tx: &mut Transaction<'_, Postgres>) -> Result<(), LedgerWriteError> {
@@ -224,44 +225,169 @@ pub(crate) async fn write_journal(
     Ok(())
 }
 
-/// Moves locked rows to `status` for `clearance_id` with row_version + 1,
-/// naming them by key and snapshot version only (their state was checked
-/// under the locks); the rows affected.
-pub(crate) async fn move_rows(
-    tx: &mut Transaction<'_, Postgres>,
-    treaty_sql: &str,
-    status: &str,
-    clearance_id: Uuid,
-    ids: &[Uuid],
-    periods: &[NaiveDate],
-    versions: &[i64],
-) -> Result<u64, LedgerWriteError> {
-    Ok(sqlx::query(&format!(
+/// The keys of a selection in the one lock order of every writing
+/// transaction, (period, id), as the arrays the statements unnest.
+pub(crate) struct RowKeys {
+    pub ids: Vec<Uuid>,
+    pub periods: Vec<NaiveDate>,
+    pub versions: Vec<i64>,
+}
+
+impl RowKeys {
+    pub fn in_lock_order(rows: &[SnapshotRowRef]) -> Self {
+        let mut rows = rows.to_vec();
+        rows.sort_unstable_by_key(|r| (r.accounting_period, r.id));
+        Self {
+            ids: rows.iter().map(|r| r.id).collect(),
+            periods: rows.iter().map(|r| r.accounting_period).collect(),
+            versions: rows.iter().map(|r| r.row_version).collect(),
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.ids.len() as u64
+    }
+}
+
+/// The UPDATE that takes the selected rows still open at the snapshot's
+/// version to `$4` for clearance `$5`, with row_version + 1, returning each
+/// row taken. The nested loop (see [`key_lookups_only`]) walks the arrays
+/// in their (period, id) order with one primary-key probe each, so rows are
+/// locked in the one fixed order. The state is compared inside the join
+/// condition (`CASE ... END = s.row_version`), where the planner has no
+/// statistics to misjudge: an estimate of few open rows in a leaf cannot put
+/// the leaf on the outer side. A row updated by a concurrent transaction is
+/// waited for and compared again as it committed (READ COMMITTED), so a row
+/// cleared meanwhile is simply not taken.
+fn take_open_rows_sql(treaty_sql: &str) -> String {
+    format!(
         "UPDATE transactions t
          SET status = $4::txn_status, clearance_id = $5, row_version = t.row_version + 1
          FROM unnest($1::uuid[], $2::date[], $3::bigint[]) AS s(id, accounting_period, row_version)
          WHERE t.treaty_id = {treaty_sql} AND t.accounting_period = s.accounting_period AND t.id = s.id
-           AND t.row_version = s.row_version"
-    ))
-    .bind(ids)
-    .bind(periods)
-    .bind(versions)
-    .bind(status)
-    .bind(clearance_id)
-    .execute(&mut **tx)
-    .await
-    .with_context(|| format!("moving the rows to {status}"))
-    .map_err(db)?
-    .rows_affected())
+           AND CASE WHEN t.status = 'open' THEN t.row_version END = s.row_version
+         RETURNING t.id, t.accounting_period, t.amount, s.row_version"
+    )
 }
 
-/// A selected row as its lock found it.
+/// Clears the selected rows still open at the snapshot's version and writes
+/// one line for each, in one statement (the lines are fed by the UPDATE's
+/// `RETURNING`): how many rows it cleared and their total. Fewer rows than
+/// selected means some moved; the caller rolls back.
+pub(crate) async fn clear_with_lines(
+    tx: &mut Transaction<'_, Postgres>,
+    treaty: &TreatyId,
+    clearance_id: Uuid,
+    keys: &RowKeys,
+) -> Result<(u64, Decimal), LedgerWriteError> {
+    let (count, total): (i64, Decimal) = sqlx::query_as(&format!(
+        "WITH taken AS ({}),
+         lined AS (
+             INSERT INTO clearance_lines (clearance_id, transaction_id, treaty_id, accounting_period, amount, row_version)
+             SELECT $5, id, $6, accounting_period, amount, row_version FROM taken
+             RETURNING amount
+         )
+         SELECT count(*), coalesce(sum(amount), 0) FROM lined",
+        take_open_rows_sql(&treaty_literal(treaty))
+    ))
+    .bind(&keys.ids)
+    .bind(&keys.periods)
+    .bind(&keys.versions)
+    .bind("cleared")
+    .bind(clearance_id)
+    .bind(treaty.as_str())
+    .fetch_one(&mut **tx)
+    .await
+    .context("clearing the rows and writing their lines")
+    .map_err(db)?;
+    Ok((u64::try_from(count).unwrap_or_default(), total))
+}
+
+/// Reserves the selected rows still open at the snapshot's version for a
+/// job (open -> pending, carrying its clearance id): how many it took.
+pub(crate) async fn reserve_open_rows(
+    tx: &mut Transaction<'_, Postgres>,
+    treaty: &TreatyId,
+    clearance_id: Uuid,
+    keys: &RowKeys,
+) -> Result<u64, LedgerWriteError> {
+    let count: i64 = sqlx::query_scalar(&format!(
+        "WITH taken AS ({}) SELECT count(*) FROM taken",
+        take_open_rows_sql(&treaty_literal(treaty))
+    ))
+    .bind(&keys.ids)
+    .bind(&keys.periods)
+    .bind(&keys.versions)
+    .bind("pending")
+    .bind(clearance_id)
+    .fetch_one(&mut **tx)
+    .await
+    .context("reserving the rows")
+    .map_err(db)?;
+    Ok(u64::try_from(count).unwrap_or_default())
+}
+
+/// The selected rows that are neither open at the snapshot's version nor
+/// pending for `holder` (a job's own reservation): sorted, by key lookups.
+pub(crate) async fn moved_rows<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    treaty: &TreatyId,
+    keys: &RowKeys,
+    holder: Uuid,
+) -> Result<Vec<Uuid>, LedgerWriteError> {
+    sqlx::query_scalar(&format!(
+        "SELECT s.id FROM unnest($1::uuid[], $2::date[], $3::bigint[]) AS s(id, accounting_period, row_version)
+         WHERE NOT EXISTS (
+             SELECT 1 FROM transactions t
+             WHERE t.treaty_id = {} AND t.accounting_period = s.accounting_period AND t.id = s.id
+               AND CASE WHEN t.status = 'open' THEN t.row_version = s.row_version
+                        ELSE t.status = 'pending' AND t.clearance_id = $4 END)
+         ORDER BY s.id",
+        treaty_literal(treaty)
+    ))
+    .bind(&keys.ids)
+    .bind(&keys.periods)
+    .bind(&keys.versions)
+    .bind(holder)
+    .fetch_all(executor)
+    .await
+    .context("reading which selected rows moved")
+    .map_err(db)
+}
+
+/// The moved rows of a refused clearance, read after its rollback in a
+/// transaction of their own (key lookups, read only): a row it could not
+/// take had been changed by a committed transaction, which this read sees;
+/// a row changed since (by a later commit) is named too, being stale now.
+async fn stale_rows(
+    pool: &PgPool,
+    treaty: &TreatyId,
+    keys: &RowKeys,
+    clearance_id: Uuid,
+) -> Result<LedgerWriteError, LedgerWriteError> {
+    let mut tx = pool.begin().await.context("starting the stale-row read").map_err(db)?;
+    sqlx::query("SET TRANSACTION READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .context("making the stale-row read read-only")
+        .map_err(db)?;
+    key_lookups_only(&mut tx).await?;
+    // No row is pending for the nil id: every row not open at its version
+    // is named (a row pending for a job is moved, whatever the job).
+    let moved = moved_rows(&mut *tx, treaty, keys, Uuid::nil()).await?;
+    tx.rollback().await.context("ending the stale-row read").map_err(db)?;
+    if moved.is_empty() {
+        return Err(invariant(format!(
+            "clearance {clearance_id}: fewer rows cleared than selected, yet every row is open at its version"
+        )));
+    }
+    Ok(LedgerWriteError::StaleRows(moved))
+}
+
+/// A row of a clearance being reversed, as its lock found it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct LockedRow {
-    pub id: Uuid,
     pub status: String,
-    pub row_version: i64,
-    pub amount: Decimal,
     pub clearance_id: Option<Uuid>,
 }
 
@@ -269,17 +395,17 @@ pub(crate) struct LockedRow {
 /// period and id: one fixed order, no deadlocks). The nested loop walks the
 /// arrays in order with one primary-key probe each, pruned at run time to
 /// the row's leaf; rows that do not exist are simply absent.
-pub(crate) async fn lock_rows(
+async fn lock_rows(
     tx: &mut Transaction<'_, Postgres>,
     treaty_sql: &str,
     ids: &[Uuid],
     periods: &[NaiveDate],
 ) -> Result<Vec<LockedRow>, LedgerWriteError> {
     sqlx::query_as(&format!(
-        "SELECT x.id, x.status::text AS status, x.row_version, x.amount, x.clearance_id
+        "SELECT x.status::text AS status, x.clearance_id
          FROM unnest($1::uuid[], $2::date[]) AS s(id, accounting_period)
          CROSS JOIN LATERAL (
-             SELECT t.id, t.status, t.row_version, t.amount, t.clearance_id FROM transactions t
+             SELECT t.status, t.clearance_id FROM transactions t
              WHERE t.treaty_id = {treaty_sql} AND t.accounting_period = s.accounting_period AND t.id = s.id
              FOR UPDATE
          ) x"
@@ -288,7 +414,7 @@ pub(crate) async fn lock_rows(
     .bind(periods)
     .fetch_all(&mut **tx)
     .await
-    .context("locking the selected rows")
+    .context("locking the clearance's rows")
     .map_err(db)
 }
 
@@ -435,58 +561,18 @@ async fn post_in_transaction(
     posting: &Posting,
     header: &ClearanceHeader,
 ) -> Result<Posted, LedgerWriteError> {
-    let treaty_sql = treaty_literal(treaty);
-    // One fixed lock order for every transaction: (period, id).
-    let mut rows = rows.to_vec();
-    rows.sort_unstable_by_key(|r| (r.accounting_period, r.id));
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let periods: Vec<NaiveDate> = rows.iter().map(|r| r.accounting_period).collect();
-    let versions: Vec<i64> = rows.iter().map(|r| r.row_version).collect();
+    let keys = RowKeys::in_lock_order(rows);
     let mut tx = pool.begin().await.context("starting the clearance").map_err(db)?;
     // A retry of a posted request: answered without taking a lock.
     if let Some(clearance_id) = posted_under_key(&mut tx, header).await? {
         return Ok(Posted::already(clearance_id));
     }
     key_lookups_only(&mut tx).await?;
-
-    // Two overlapping clearances wait for each other instead of deadlocking.
-    let locked = lock_rows(&mut tx, &treaty_sql, &ids, &periods).await?;
-    // Under the row locks: a request that already posted under this key
-    // (a retry after a lost answer) committed before we got them.
-    if let Some(clearance_id) = posted_under_key(&mut tx, header).await? {
-        return Ok(Posted::already(clearance_id));
-    }
-    let found: HashMap<Uuid, &LockedRow> = locked.iter().map(|l| (l.id, l)).collect();
-    let mut moved: Vec<Uuid> = rows
-        .iter()
-        .filter(|r| !found.get(&r.id).is_some_and(|l| l.status == "open" && l.row_version == r.row_version))
-        .map(|r| r.id)
-        .collect();
-    if !moved.is_empty() {
-        moved.sort_unstable();
-        return Err(LedgerWriteError::StaleRows(moved));
-    }
-    // Amounts are never updated (the application role cannot), so the
-    // rows at the snapshot's versions hold the snapshot's amounts.
-    let amounts: Vec<Decimal> =
-        rows.iter().map(|r| found.get(&r.id).map_or(Decimal::ZERO, |l| l.amount)).collect();
-    let locked_total: Decimal = amounts.iter().sum();
-    if locked_total != posting.cleared_total.as_decimal() {
-        return Err(invariant(format!(
-            "clearance {}: the locked rows total {locked_total}, the posting {}",
-            header.clearance_id, posting.cleared_total
-        )));
-    }
-
-    let cleared =
-        move_rows(&mut tx, &treaty_sql, "cleared", header.clearance_id, &ids, &periods, &versions).await?;
-    assert_eq!(cleared, rows.len() as u64, "affected rows must equal selected rows under the row locks");
-
-    match insert_header(&mut tx, treaty, rows.len() as u64, check, posting, header).await {
+    // The header first: a concurrent use of the same key (a retry after a
+    // lost answer) waits on its unique index, and the one that loses reads
+    // the key's uses again to say whether it was this request.
+    match insert_header(&mut tx, treaty, keys.len(), check, posting, header).await {
         Ok(()) => {}
-        // Another transaction bound this key (the clearance id derives from
-        // it) while this one ran: that posting stands, this one rolls back,
-        // and the key's uses, read again, say whether it was this request.
         Err(HeaderError::KeyTaken) => {
             tx.rollback().await.context("rolling back a lost race").map_err(db)?;
             let uses = key_uses(pool, &header.operator_id, &header.idempotency_key).await?;
@@ -495,15 +581,38 @@ async fn post_in_transaction(
         }
         Err(HeaderError::Ledger(e)) => return Err(e),
     }
-    insert_lines(&mut tx, header.clearance_id, treaty, &ids, &periods, &amounts, &versions).await?;
+    let (cleared, total) = clear_with_lines(&mut tx, treaty, header.clearance_id, &keys).await?;
+    if cleared != keys.len() {
+        // Nothing is kept; which rows moved is read after the rollback.
+        tx.rollback().await.context("rolling back a stale clearance").map_err(db)?;
+        return Err(stale_rows(pool, treaty, &keys, header.clearance_id).await?);
+    }
+    // Amounts are never updated (the application role cannot), so the
+    // rows at the snapshot's versions hold the snapshot's amounts.
+    if total != posting.cleared_total.as_decimal() {
+        return Err(invariant(format!(
+            "clearance {}: the cleared rows total {total}, the posting {}",
+            header.clearance_id, posting.cleared_total
+        )));
+    }
     write_journal(&mut tx, header.clearance_id, check, posting).await?;
+    // A batch job bound under this key while the rows were taken (its own
+    // table, so no unique index stops it): this posting gives way.
+    if key_uses(&mut *tx, &header.operator_id, &header.idempotency_key)
+        .await?
+        .iter()
+        .any(|u| u.kind != "clearance")
+    {
+        tx.rollback().await.context("rolling back for the key's job").map_err(db)?;
+        return Err(LedgerWriteError::KeyBoundElsewhere);
+    }
     let event = ClearanceEvent::new(
         EventKind::ClearancePosted,
         header.clearance_id,
         None,
         treaty.as_str(),
         &header.operator_id,
-        rows.len() as u64,
+        cleared,
     );
     crate::outbox::record(&mut tx, &event).await?;
 
