@@ -455,6 +455,41 @@ fn reversal_cases(clearance: &str) -> Vec<Case> {
     ]
 }
 
+fn period_cases() -> Vec<Case> {
+    let close = "/v1/treaties/TR-0001/periods/2024-03/close";
+    let reopen = "/v1/treaties/TR-0001/periods/2024-03/reopen";
+    let post = |kind, path: &str, body: &[u8], answer| case(kind, Method::POST, path, body.to_vec(), answer);
+    let long = serde_json::json!({ "reason": "x".repeat(600) });
+    vec![
+        post("malformed", close, b"{\"reason\"", (400, "malformed_json", None)),
+        post("oversized", close, &vec![b' '; 70 * 1024], (413, "body_too_large", None)),
+        post("wrong type", close, br#"{"reason": 7}"#, (400, "invalid_type", Some("/reason"))),
+        post("out of range", close, br#"{"reason": ""}"#, (400, "invalid_reason", Some("/reason"))),
+        post("out of range", reopen, &json(&long), (400, "invalid_reason", Some("/reason"))),
+        post("missing field", reopen, b"{}", (400, "missing_field", Some("/reason"))),
+        post("unknown field", close, br#"{"memo": 1}"#, (400, "unknown_field", Some("/memo"))),
+        post("mass assignment", close, br#"{"state": "closed"}"#, (400, "read_only_field", Some("/state"))),
+        post(
+            "malformed",
+            "/v1/treaties/TR_1/periods/2024-03/close",
+            b"{}",
+            (400, "invalid_treaty_id", Some("treaty_id")),
+        ),
+        post(
+            "out of range",
+            "/v1/treaties/TR-0001/periods/2024-13/close",
+            b"{}",
+            (400, "invalid_period", Some("period")),
+        ),
+        Case {
+            key: None,
+            ..post("missing header", close, b"{}", (400, "missing_idempotency_key", Some("Idempotency-Key")))
+        },
+        // Well-formed, from an operator without the closer role.
+        post("no role", close, b"{}", (403, "closer_role_required", None)),
+    ]
+}
+
 fn read_back_and_job_cases() -> Vec<Case> {
     let get = |kind, path: &str, answer| case(kind, Method::GET, path, Vec::new(), answer);
     vec![
@@ -478,6 +513,8 @@ fn identity_and_method_cases(snapshot: &str, clearance: &str) -> Vec<Case> {
         (Method::GET, format!("/v1/clearances/{clearance}")),
         (Method::POST, format!("/v1/clearances/{clearance}/reversal")),
         (Method::GET, format!("/v1/jobs/{}", uuid::Uuid::nil())),
+        (Method::POST, "/v1/treaties/TR-0001/periods/2024-03/close".to_owned()),
+        (Method::POST, "/v1/treaties/TR-0001/periods/2024-03/reopen".to_owned()),
     ];
     let mut cases = Vec::new();
     for (method, path) in routes {
@@ -534,6 +571,7 @@ async fn every_endpoint_answers_bad_input_with_a_4xx_code_and_field_and_writes_n
     cases.extend(clearance_cases(&base));
     cases.extend(summary_cases(&snap.id));
     cases.extend(reversal_cases(&clearance));
+    cases.extend(period_cases());
     cases.extend(read_back_and_job_cases());
     cases.extend(identity_and_method_cases(&snap.id, &clearance));
 

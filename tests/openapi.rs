@@ -7,10 +7,12 @@ use std::collections::BTreeSet;
 
 use clearance_core::write::WriteConfig;
 use clearance_http::wire::{
-    ClearanceRequestWire, ReversalRequestWire, SearchRequest, SelectionSummaryRequestWire,
+    ClearanceRequestWire, PeriodRequestWire, ReversalRequestWire, SearchRequest, SelectionSummaryRequestWire,
 };
 use clearance_http::{Api, ROUTES};
-use clearance_tests::write_api::{check_for, clearance_body, search, send, LocalStack, Reply, Row, Stack};
+use clearance_tests::write_api::{
+    check_for, clearance_body, search, send, send_with_roles, LocalStack, Reply, Row, Stack,
+};
 use http::Method;
 use serde_yaml::Value;
 
@@ -88,6 +90,9 @@ fn the_document_lists_exactly_the_routes_and_its_examples_parse() -> Result<(), 
                     "/v1/searches/{id}/selection-summary" => {
                         serde_json::from_slice::<SelectionSummaryRequestWire>(&json).map(|_| ())
                     }
+                    p if p.starts_with("/v1/treaties/") => {
+                        serde_json::from_slice::<PeriodRequestWire>(&json).map(|_| ())
+                    }
                     _ => serde_json::from_slice::<ReversalRequestWire>(&json).map(|_| ()),
                 };
                 parsed.map_err(|e| format!("the example of {method} {path:?} is refused: {e}"))?;
@@ -107,7 +112,11 @@ async fn every_documented_route_is_served_and_answers_in_its_documented_shape() 
     let apis = stack.apis(WriteConfig { sync_rows_max: 5, ..WriteConfig::default() }).await?;
     let nil = uuid::Uuid::nil();
     for (method, template) in ROUTES {
-        let path = template.replace("{id}", &nil.to_string()).replace("{n}", "0");
+        let path = template
+            .replace("{id}", &nil.to_string())
+            .replace("{n}", "0")
+            .replace("{treaty_id}", "TR-0001")
+            .replace("{period}", "2024-03");
         let method = Method::from_bytes(method.as_bytes())?;
         let reply = route(&apis, method.clone(), &path, b"{}", Some("doc-probe")).await;
         assert!(
@@ -169,5 +178,14 @@ async fn every_documented_route_is_served_and_answers_in_its_documented_shape() 
     assert_has(&doc, "Job", &job);
     let refused = route(&apis, Method::POST, "/v1/clearances", b"{", Some("d3")).await;
     assert_has(&doc, "Error", &refused);
+    let close = "/v1/treaties/TR-0001/periods/2021-01/close";
+    let closed = send_with_roles(&apis.write, close, b"{}", ("op-doc", "*", "closer"), "d4").await;
+    assert_eq!(closed.status, 200, "{}", closed.json);
+    assert_has(&doc, "PeriodEntry", &closed);
+    let reopen = "/v1/treaties/TR-0001/periods/2021-01/reopen";
+    let reopened =
+        send_with_roles(&apis.write, reopen, br#"{"reason": "r"}"#, ("op-doc", "*", "closer"), "d5").await;
+    assert_eq!(reopened.status, 200, "{}", reopened.json);
+    assert_has(&doc, "PeriodEntry", &reopened);
     stack.drop().await
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use clearance_core::access::Identity;
+use clearance_core::closes::ClosedPeriod;
 use clearance_core::ports::{BackendError, LedgerReader, RowStream};
 use clearance_core::read::{ReadConfig, ReadService};
 use clearance_core::snapshot::{SearchFilter, VersionToken};
@@ -45,6 +46,10 @@ impl LedgerReader for CountingLedger {
     ) -> Result<(VersionToken, RowStream<'a>), BackendError> {
         self.calls.stream_rows.fetch_add(1, Ordering::SeqCst);
         self.inner.read_snapshot(filter).await
+    }
+
+    async fn closed_periods(&self, filter: &SearchFilter) -> Result<Vec<ClosedPeriod>, BackendError> {
+        self.inner.closed_periods(filter).await
     }
 }
 

@@ -42,6 +42,31 @@ pub async fn send<A: Api>(
     identity: Option<(&str, &str)>,
     key: Option<&str>,
 ) -> Reply {
+    let identity = identity.map(|(op, treaties)| Identity::parse(op, treaties));
+    send_as(api, method, path, body, identity, key).await
+}
+
+/// Sends one request to `api` as operator `who` (operator, treaties) holding
+/// `roles` (the JWT claim's spelling), with an `Idempotency-Key`.
+pub async fn send_with_roles<A: Api>(
+    api: &A,
+    path: &str,
+    body: &[u8],
+    who: (&str, &str, &str),
+    key: &str,
+) -> Reply {
+    let identity = Identity::parse(who.0, who.1).map(|i| i.with_roles(who.2));
+    send_as(api, Method::POST, path, body, Some(identity), Some(key)).await
+}
+
+async fn send_as<A: Api>(
+    api: &A,
+    method: Method,
+    path: &str,
+    body: &[u8],
+    identity: Option<Result<Identity, clearance_core::snapshot::InputError>>,
+    key: Option<&str>,
+) -> Reply {
     let mut headers = HeaderMap::new();
     if let Some(key) = key {
         if let Ok(value) = HeaderValue::from_str(key) {
@@ -60,7 +85,7 @@ pub async fn send<A: Api>(
             query,
             body,
             headers: &headers,
-            identity: identity.map(|(op, treaties)| Identity::parse(op, treaties)),
+            identity,
             now_secs: now(),
         })
         .await;

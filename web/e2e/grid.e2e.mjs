@@ -32,8 +32,9 @@ const assert = (condition, message) => {
 };
 
 /** The API as another operator, outside the browser. */
-async function api(method, path, body, key) {
+async function api(method, path, body, key, roles) {
   const headers = { "x-dev-operator": "e2e-other", "x-dev-treaties": "*", "content-type": "application/json" };
+  if (roles) headers["x-dev-roles"] = roles;
   if (key) headers["idempotency-key"] = key;
   const response = await fetch(base + path, { method, headers, body: body ? JSON.stringify(body) : undefined });
   return { status: response.status, json: await response.json() };
@@ -170,6 +171,36 @@ try {
     const fresh = await again.json();
     assert(fresh.snapshot_id !== theirs.json.snapshot_id, "a new snapshot");
     await banner.waitFor({ state: "detached" });
+  });
+
+  await step("a closer closes a row's period: Mark Cleared is refused with the period, the new search shows it", async () => {
+    const period = await filled(0, "accounting_period");
+    const path = `/v1/treaties/TR-0001/periods/${period}`;
+    const closed = await api("POST", `${path}/close`, { reason: "e2e: period reconciled" }, `e2e-close-${Date.now()}`, "closer");
+    assert(closed.status === 200 && closed.json.state === "closed", `the close: ${closed.status} ${JSON.stringify(closed.json)}`);
+    await grid.locator(`[row-index="0"] input[type="checkbox"]`).first().check();
+    await page.getByLabel("Selection totals").getByText("Selected 1 rows").waitFor();
+    await page.getByRole("button", { name: "Mark Cleared" }).click();
+    const dialog = page.getByRole("dialog", { name: "Mark Cleared" });
+    await dialog.getByLabel("Check number").fill("CHK-E2E-CLOSED");
+    await dialog.getByRole("button", { name: "Clear", exact: true }).click();
+    const alert = dialog.getByRole("alert");
+    await alert.getByText("period_closed").waitFor();
+    assert((await alert.innerText()).includes(`Closed periods: ${period}`), `the alert names the period: ${await alert.innerText()}`);
+    await dialog.getByRole("button", { name: "Close" }).click();
+    // The close moved the treaty: the next page read says stale, and the
+    // new search shows the period closed.
+    await pageRead([], () => grid.getByRole("columnheader", { name: "Amount" }).click());
+    const banner = page.getByRole("status").filter({ hasText: "The ledger moved" });
+    const [again] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith("/v1/searches")),
+      banner.getByRole("button", { name: "Search again" }).click(),
+    ]);
+    const fresh = await again.json();
+    assert(fresh.closed_periods.some((c) => c.period === period), `the search shows ${period} closed`);
+    await page.getByLabel("Closed periods").getByText(`TR-0001 ${period}`).waitFor();
+    const reopened = await api("POST", `${path}/reopen`, { reason: "e2e: reopened for the batch" }, `e2e-reopen-${Date.now()}`, "closer");
+    assert(reopened.status === 200 && reopened.json.state === "open", `the reopen: ${reopened.status}`);
   });
 
   await step("select all in view and Mark Cleared as a batch, progress to succeeded", async () => {

@@ -378,6 +378,11 @@ export function App() {
               Snapshot {search.row_count.toLocaleString()} rows ({search.cache}); view{" "}
               {(viewTotals?.rows ?? search.row_count).toLocaleString()} rows: {amountText(viewTotals?.totals ?? search.totals)}
             </span>
+            {search.closed_periods && search.closed_periods.length > 0 && (
+              <span aria-label="Closed periods">
+                Closed: {search.closed_periods.map((c) => `${c.treaty_id} ${c.period}`).join(", ")}
+              </span>
+            )}
             <button type="button" onClick={selectAllInView}>
               Select all in view
             </button>

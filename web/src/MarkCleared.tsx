@@ -81,7 +81,8 @@ export function MarkCleared(props: {
         setOutcome({ kind: "moved", ids: answer.error.moved_ids ?? [] });
       } else {
         const again = uncertain(answer) ? " Nothing is known to be cleared: Clear again sends the same request." : "";
-        setOutcome({ kind: "refused", message: `${answer.error.error}: ${answer.error.message}${again}` });
+        const closed = answer.error.periods?.length ? ` Closed periods: ${answer.error.periods.join(", ")}.` : "";
+        setOutcome({ kind: "refused", message: `${answer.error.error}: ${answer.error.message}${closed}${again}` });
       }
     } catch (e) {
       setOutcome({ kind: "refused", message: `the request failed: ${(e as Error).message}` });

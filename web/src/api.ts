@@ -38,6 +38,8 @@ export type Search = {
   page_size: number;
   cache: "hit" | "miss";
   totals: Total[];
+  /** Closed accounting periods of the search's treaties (their rows cannot be cleared). */
+  closed_periods?: { treaty_id: string; period: string }[];
   page: Page;
 };
 
@@ -91,6 +93,8 @@ export type ApiError = {
   message: string;
   field?: string;
   moved_ids?: string[];
+  /** The closed accounting periods of a `period_closed` refusal (YYYY-MM). */
+  periods?: string[];
 };
 
 /** An answer: its status and body (JSON), or the API's error. */

@@ -49,18 +49,58 @@ impl Entitlement {
     }
 }
 
-/// An authenticated operator and their entitlement.
+/// Most roles one identity may carry, and the longest role name.
+pub const ROLES_MAX: usize = 20;
+pub const ROLE_LEN_MAX: usize = 32;
+
+/// The role that may close and reopen accounting periods.
+pub const CLOSER_ROLE: &str = "closer";
+
+/// An authenticated operator, their entitlement and their roles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub operator: OperatorId,
     pub entitlement: Entitlement,
+    pub roles: BTreeSet<String>,
 }
 
 impl Identity {
+    /// An identity without roles.
+    ///
     /// # Errors
     /// [`InputError`] `invalid_identity` when either value is malformed.
     pub fn parse(operator: &str, treaties: &str) -> Result<Self, InputError> {
-        Ok(Self { operator: OperatorId::parse(operator)?, entitlement: Entitlement::parse(treaties)? })
+        Ok(Self {
+            operator: OperatorId::parse(operator)?,
+            entitlement: Entitlement::parse(treaties)?,
+            roles: BTreeSet::new(),
+        })
+    }
+
+    /// This identity with the roles claim: role names separated by commas
+    /// or spaces, optionally in brackets and quotes, as API Gateway renders
+    /// a JWT array claim. The claim is often shared with other
+    /// applications, so it never fails the identity: names that are not
+    /// ours to read (other than lower-case letters, digits, `_` and `-`, or
+    /// longer than [`ROLE_LEN_MAX`]) are skipped, and at most [`ROLES_MAX`]
+    /// are kept.
+    #[must_use]
+    pub fn with_roles(mut self, raw: &str) -> Self {
+        let trimmed = raw.trim().trim_start_matches('[').trim_end_matches(']');
+        let ours = |role: &&str| {
+            role.len() <= ROLE_LEN_MAX
+                && role
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        };
+        let roles = trimmed.split([',', ' ']).map(|s| s.trim().trim_matches('"')).filter(|s| !s.is_empty());
+        self.roles.extend(roles.filter(ours).take(ROLES_MAX).map(str::to_owned));
+        self
+    }
+
+    /// Whether this identity may close and reopen periods.
+    pub fn is_closer(&self) -> bool {
+        self.roles.contains(CLOSER_ROLE)
     }
 }
 
@@ -78,6 +118,16 @@ mod tests {
         assert_eq!(Entitlement::parse("[\"TR-0001\",\"TR-0002\"]")?, both);
         assert!(Entitlement::parse("TR 1;x").is_err());
         assert!(!Entitlement::parse("")?.allows(&t("TR-0001")));
+        let who = Identity::parse("op", "*")?;
+        assert!(!who.is_closer());
+        assert!(who.clone().with_roles("[\"closer\" viewer]").is_closer());
+        assert!(who.clone().with_roles("closer,viewer").is_closer());
+        assert!(!who.clone().with_roles("closers").is_closer());
+        // Roles of other applications never fail the identity.
+        let shared = who.clone().with_roles("[Closer finance.admin closer]");
+        assert_eq!(shared.roles.iter().collect::<Vec<_>>(), ["closer"]);
+        let many: Vec<String> = (0..ROLES_MAX * 2).map(|n| format!("r{n}")).collect();
+        assert_eq!(who.with_roles(&many.join(",")).roles.len(), ROLES_MAX);
         Ok(())
     }
 }

@@ -8,6 +8,7 @@
 pub mod access;
 pub mod batch;
 pub mod clearance;
+pub mod closes;
 pub mod idempotency;
 pub mod ids;
 pub mod money;

@@ -201,6 +201,10 @@ pub struct Summary {
     /// Absent in metas written before it existed: readers then count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open: Option<OpenRows>,
+    /// The closed accounting periods of the search's treaties and range
+    /// (ADR 0015); none in metas written before they existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub closed_periods: Vec<crate::closes::ClosedPeriod>,
 }
 
 /// Ids of rows that are not open a summary names (the rest are counted).
@@ -412,6 +416,7 @@ impl SnapshotBuilder {
             by_cedent: self.by_cedent.groups(),
             by_period: self.by_period.groups(),
             open: Some(self.open.finish()),
+            closed_periods: Vec::new(),
         };
         Ok((last, Built { row_count: self.row_count, page_count: self.pages_done, summary }))
     }

@@ -10,6 +10,7 @@ use futures_core::Stream;
 use uuid::Uuid;
 
 use crate::clearance::{Check, ClearanceHeader, ClearanceRecord, Posting, ReversalHeader, SnapshotRowRef};
+use crate::closes::{ClosedPeriod, PeriodChange, PeriodEntry};
 use crate::ids::TreatyId;
 use crate::pages::{Chunk, Summary};
 use crate::snapshot::{OperatorId, SearchFilter, SnapshotId, VersionToken};
@@ -62,6 +63,17 @@ pub trait LedgerReader: Send + Sync {
         &'a self,
         filter: &SearchFilter,
     ) -> impl Future<Output = Result<(VersionToken, RowStream<'a>), BackendError>> + Send;
+
+    /// The closed accounting periods of the filter's treaties in its period
+    /// range (ADR 0015), sorted. Shown by the search; the ledger's guard,
+    /// not this read, refuses postings into them.
+    ///
+    /// # Errors
+    /// MUST return [`BackendError`] when the ledger cannot be read.
+    fn closed_periods(
+        &self,
+        filter: &SearchFilter,
+    ) -> impl Future<Output = Result<Vec<ClosedPeriod>, BackendError>> + Send;
 }
 
 /// What a stored snapshot (or derived view) is.
@@ -175,6 +187,17 @@ pub enum LedgerWriteError {
     /// retrying cannot fix it. Never an outage.
     #[error("ledger invariant broken: {0}")]
     Invariant(String),
+    /// Rows of these periods (first days, sorted) are in closed periods:
+    /// nothing was written.
+    #[error(
+        "the rows' accounting periods {} are closed",
+        .0.iter().map(|d| d.format("%Y-%m").to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    PeriodClosed(Vec<chrono::NaiveDate>),
+    #[error("the period is already closed")]
+    PeriodAlreadyClosed,
+    #[error("the period is not closed")]
+    PeriodNotClosed,
     #[error(transparent)]
     Backend(#[from] BackendError),
 }
@@ -295,4 +318,17 @@ pub trait ClearanceLedger: Send + Sync {
         &self,
         id: Uuid,
     ) -> impl Future<Output = Result<Option<ClearanceRecord>, BackendError>> + Send;
+
+    /// Closes or reopens a period: one entry, the treaty's scope version
+    /// bumped, in one transaction; the entry this very request wrote before
+    /// when its key is already bound to it.
+    ///
+    /// # Errors
+    /// [`LedgerWriteError::PeriodAlreadyClosed`] / [`LedgerWriteError::PeriodNotClosed`]
+    /// when the period is already in the state asked for;
+    /// [`LedgerWriteError::KeyBoundElsewhere`]; backend errors.
+    fn change_period(
+        &self,
+        change: &PeriodChange,
+    ) -> impl Future<Output = Result<PeriodEntry, LedgerWriteError>> + Send;
 }

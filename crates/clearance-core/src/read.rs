@@ -233,6 +233,10 @@ impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadService<L, S, M> {
         if !pending.is_empty() {
             self.store.put_chunks(&id, &pending, expires_at_secs).await?;
         }
+        let mut summary = built.summary;
+        // Read after the rows: a close committed since shows here while
+        // the token predates it, so the pages already say stale.
+        summary.closed_periods = self.ledger.closed_periods(filter).await?;
         let meta = SnapshotMeta {
             id: id.clone(),
             owner: who.operator.clone(),
@@ -243,7 +247,7 @@ impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadService<L, S, M> {
             row_count: built.row_count,
             page_count: built.page_count,
             page_size: self.config.page_size as u32,
-            summary: built.summary,
+            summary,
             created_at_secs: now_secs,
             expires_at_secs,
         };

@@ -16,9 +16,11 @@ use crate::clearance::{
     clearance_id_for, ClearanceHeader, ClearanceRecord, ClearanceRequest, Posting, PostingError,
     ReversalHeader, ReversalReason, Selection, SnapshotRowRef,
 };
+use crate::closes::{PeriodAction, PeriodChange, PeriodEntry};
 use crate::idempotency::RequestKey;
 use crate::ids::TreatyId;
 use crate::outbox::{publish_committed, EventOutbox, EventPublisher};
+use crate::period::Period;
 use crate::ports::{
     BackendError, ClearanceLedger, JobKey, LedgerWriteError, PriorUse, ScopeMirror, SnapshotMeta,
     SnapshotStore,
@@ -93,6 +95,16 @@ pub enum WriteError {
     AlreadyReversed,
     #[error("the idempotency key is bound to another posting")]
     KeyBoundElsewhere,
+    /// Rows of these periods are in closed periods; nothing written.
+    #[error("{} accounting periods of the rows are closed", .0.len())]
+    PeriodClosed(Vec<Period>),
+    #[error("the period is already closed")]
+    PeriodAlreadyClosed,
+    #[error("the period is not closed")]
+    PeriodNotClosed,
+    /// Closing and reopening periods takes the `closer` role.
+    #[error("the closer role is required")]
+    CloserRoleRequired,
     #[error("backend unavailable: {0}")]
     Backend(#[from] BackendError),
     #[error("the snapshot could not be read: {0}")]
@@ -120,8 +132,32 @@ impl From<LedgerWriteError> for WriteError {
             LedgerWriteError::KeyBoundElsewhere => Self::KeyBoundElsewhere,
             LedgerWriteError::Backend(e) => Self::Backend(e),
             LedgerWriteError::Invariant(what) => Self::Invariant(what),
+            LedgerWriteError::PeriodClosed(days) => {
+                match days.iter().map(|d| Period::from_first_day(*d)).collect() {
+                    Ok(periods) => Self::PeriodClosed(periods),
+                    Err(e) => Self::Invariant(format!("a closed period's stored day: {e}")),
+                }
+            }
+            LedgerWriteError::PeriodAlreadyClosed => Self::PeriodAlreadyClosed,
+            LedgerWriteError::PeriodNotClosed => Self::PeriodNotClosed,
         }
     }
+}
+
+/// Whether `who` may close and reopen `treaty`'s periods: the `closer`
+/// role and the treaty's entitlement. No IO, so the edge asks before it
+/// records an idempotency key.
+///
+/// # Errors
+/// [`WriteError::CloserRoleRequired`], [`WriteError::NotEntitled`].
+pub fn check_closer(who: &Identity, treaty: &TreatyId) -> Result<(), WriteError> {
+    if !who.is_closer() {
+        return Err(WriteError::CloserRoleRequired);
+    }
+    if !who.entitlement.allows(treaty) {
+        return Err(WriteError::NotEntitled(treaty.clone()));
+    }
+    Ok(())
 }
 
 /// A job whose status item is gone, as the ledger tells it: succeeded
@@ -555,5 +591,43 @@ where
         let timings =
             ClearTimings { ledger, read_back: started.elapsed() - ledger, ..ClearTimings::default() };
         Ok(Cleared { record, already_posted: posted.already_posted, timings })
+    }
+
+    /// Closes or reopens an accounting period of a treaty (ADR 0015): the
+    /// operator must hold the `closer` role and be entitled to the treaty.
+    /// The ledger writes the entry and bumps the treaty's scope version, so
+    /// earlier snapshots' pages say stale.
+    ///
+    /// # Errors
+    /// [`WriteError::CloserRoleRequired`], [`WriteError::NotEntitled`],
+    /// [`WriteError::PeriodAlreadyClosed`], [`WriteError::PeriodNotClosed`],
+    /// [`WriteError::KeyBoundElsewhere`]; backend errors.
+    pub async fn change_period(
+        &self,
+        who: &Identity,
+        treaty: TreatyId,
+        period: Period,
+        action: PeriodAction,
+        reason: String,
+        key: &RequestKey,
+    ) -> Result<PeriodEntry, WriteError> {
+        check_closer(who, &treaty)?;
+        let change = PeriodChange {
+            treaty,
+            period,
+            action,
+            reason,
+            operator_id: who.operator.as_str().to_owned(),
+            idempotency_key: key.as_str().to_owned(),
+            request_hash: key.request_hash.clone(),
+        };
+        let entry = self.ledger.change_period(&change).await?;
+        // Zero: the ledger answered a replay of an earlier change.
+        if entry.scope_version > 0 {
+            if let Err(e) = self.mirror.publish(&[(entry.treaty.clone(), entry.scope_version)]).await {
+                crate::ports::mirror_not_raised(&e);
+            }
+        }
+        Ok(entry)
     }
 }

@@ -7,7 +7,7 @@ pub const ALLOW_METHODS: [&str; 3] = ["GET", "POST", "OPTIONS"];
 /// Request headers a browser may send.
 pub const ALLOW_HEADERS: [&str; 4] = ["authorization", "content-type", "idempotency-key", "if-none-match"];
 /// The dev identity headers, allowed by the local server only.
-pub const DEV_ALLOW_HEADERS: [&str; 2] = ["x-dev-operator", "x-dev-treaties"];
+pub const DEV_ALLOW_HEADERS: [&str; 3] = ["x-dev-operator", "x-dev-treaties", "x-dev-roles"];
 /// Response headers a browser's script may read.
 pub const EXPOSE_HEADERS: [&str; 5] =
     ["etag", "location", "retry-after", "idempotency-replayed", "server-timing"];

@@ -9,16 +9,20 @@ use http::StatusCode;
 pub fn status_of(code: &str) -> StatusCode {
     match code {
         "unauthenticated" | "invalid_identity" => StatusCode::UNAUTHORIZED,
-        "not_entitled" => StatusCode::FORBIDDEN,
+        "not_entitled" | "closer_role_required" => StatusCode::FORBIDDEN,
         "route_not_found"
         | "snapshot_not_found"
         | "page_out_of_range"
         | "clearance_not_found"
         | "job_not_found" => StatusCode::NOT_FOUND,
         "method_not_allowed" => StatusCode::METHOD_NOT_ALLOWED,
-        "version_token_mismatch" | "stale_snapshot" | "already_reversed" | "request_in_flight" => {
-            StatusCode::CONFLICT
-        }
+        "version_token_mismatch"
+        | "stale_snapshot"
+        | "already_reversed"
+        | "request_in_flight"
+        | "period_closed"
+        | "period_already_closed"
+        | "period_not_closed" => StatusCode::CONFLICT,
         "body_too_large" | "selection_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         // Well-formed requests whose parts do not fit together or with the
         // ledger: nothing is written, and retrying the same cannot help.
@@ -52,6 +56,8 @@ mod tests {
             ("job_not_found", 404),
             ("method_not_allowed", 405),
             ("stale_snapshot", 409),
+            ("period_closed", 409),
+            ("closer_role_required", 403),
             ("selection_too_large", 413),
             ("idempotency_key_reused", 422),
             ("internal_invariant", 500),

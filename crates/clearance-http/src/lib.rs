@@ -28,7 +28,7 @@ use http::{HeaderMap, Method, Response, StatusCode};
 
 /// Every route the APIs serve, as (method, path template): the OpenAPI
 /// document lists exactly these (a test compares them).
-pub const ROUTES: [(&str, &str); 7] = [
+pub const ROUTES: [(&str, &str); 9] = [
     ("POST", "/v1/searches"),
     ("GET", "/v1/searches/{id}/pages/{n}"),
     ("POST", "/v1/searches/{id}/selection-summary"),
@@ -36,6 +36,8 @@ pub const ROUTES: [(&str, &str); 7] = [
     ("GET", "/v1/clearances/{id}"),
     ("POST", "/v1/clearances/{id}/reversal"),
     ("GET", "/v1/jobs/{id}"),
+    ("POST", "/v1/treaties/{treaty_id}/periods/{period}/close"),
+    ("POST", "/v1/treaties/{treaty_id}/periods/{period}/reopen"),
 ];
 
 /// The API version segment every route starts with.
@@ -270,7 +272,10 @@ pub fn serves_read(path: &str) -> bool {
 /// Whether the write function serves `path` (clearances, reversals, the
 /// selection summary).
 pub fn serves_write(path: &str) -> bool {
-    path == "/v1/clearances" || path.starts_with("/v1/clearances/") || is_selection_summary(path)
+    path == "/v1/clearances"
+        || path.starts_with("/v1/clearances/")
+        || is_selection_summary(path)
+        || path.starts_with("/v1/treaties/")
 }
 
 /// Whether the job-status function serves `path`.

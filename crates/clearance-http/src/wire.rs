@@ -181,6 +181,14 @@ pub struct ReversalRequestWire {
     pub reason: String,
 }
 
+/// A period's close or reopen (the reason is mandatory for a reopen).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodRequestWire {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
 fn journal_json(lines: &[JournalLine], currency: &str) -> serde_json::Value {
     lines
         .iter()
@@ -403,6 +411,7 @@ pub fn search_body(outcome: &SearchOutcome) -> Vec<u8> {
         "expires_at": meta.expires_at_secs,
         "totals": meta.summary.totals,
         "groups": { "by_cedent": meta.summary.by_cedent, "by_period": meta.summary.by_period },
+        "closed_periods": meta.summary.closed_periods,
         "timings_ms": {
             "sql": outcome.timings.sql.as_secs_f64() * 1e3,
             "encode": outcome.timings.encode.as_secs_f64() * 1e3,
@@ -418,6 +427,21 @@ pub fn search_body(outcome: &SearchOutcome) -> Vec<u8> {
     push_page(&mut out, &outcome.page);
     out.push(b'}');
     out
+}
+
+/// The body of a period's close or reopen (ADR 0015).
+pub fn period_entry_body(entry: &clearance_core::closes::PeriodEntry) -> Vec<u8> {
+    serde_json::json!({
+        "treaty_id": entry.treaty.as_str(),
+        "period": entry.period.to_string(),
+        "state": entry.action.state(),
+        "action": entry.action.as_str(),
+        "reason": entry.reason,
+        "operator_id": entry.operator_id,
+        "at": entry.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    })
+    .to_string()
+    .into_bytes()
 }
 
 #[cfg(test)]

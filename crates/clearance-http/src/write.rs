@@ -1,6 +1,7 @@
 //! The write API: `POST /v1/clearances`, `GET /v1/clearances/{id}`,
-//! `POST /v1/clearances/{id}/reversal`, and the preview of a clearance,
-//! `POST /v1/searches/{id}/selection-summary` (reads only, no key). Every
+//! `POST /v1/clearances/{id}/reversal`, the preview of a clearance,
+//! `POST /v1/searches/{id}/selection-summary` (reads only, no key), and a
+//! period's close and reopen, `POST /v1/treaties/{treaty_id}/periods/{period}/close|reopen`. Every
 //! request is parsed and validated in full before any IO; every mutating one
 //! runs under its idempotency key.
 
@@ -10,14 +11,17 @@ use bytes::Bytes;
 use clearance_core::access::Identity;
 use clearance_core::batch::{JobStarter, JobStore};
 use clearance_core::clearance::{ClearanceRequest, PostingError, ReversalReason, Selection};
+use clearance_core::closes::PeriodAction;
 use clearance_core::idempotency::{
     self, Decision, IdempotencyConfig, IdempotencyError, IdempotencyKey, IdempotencyStore, RequestKey,
     StoredResponse,
 };
 use clearance_core::outbox::{EventOutbox, EventPublisher};
+use clearance_core::period::Period;
 use clearance_core::ports::{ClearanceLedger, ScopeMirror, SnapshotStore};
 use clearance_core::snapshot::SnapshotId;
 use clearance_core::write::{ClearOutcome, ClearTimings, WriteError, WriteService};
+use clearance_core::TreatyId;
 use http::{HeaderValue, Method, Response, StatusCode};
 use uuid::Uuid;
 
@@ -124,6 +128,10 @@ impl From<WriteError> for ApiError {
                 ApiError::new("already_reversed", "this clearance is already reversed")
             }
             WriteError::KeyBoundElsewhere => idempotency_error(IdempotencyError::KeyReused),
+            e @ (WriteError::PeriodClosed(_)
+            | WriteError::PeriodAlreadyClosed
+            | WriteError::PeriodNotClosed
+            | WriteError::CloserRoleRequired) => period_error(e),
             WriteError::Backend(e) => {
                 tracing::error!(error = %e, "backend unavailable");
                 ApiError::new("backend_unavailable",
@@ -146,6 +154,31 @@ impl From<WriteError> for ApiError {
                 )
             }
         }
+    }
+}
+
+/// The answers of period close (ADR 0015).
+fn period_error(err: WriteError) -> ApiError {
+    match err {
+        WriteError::PeriodClosed(periods) => ApiError::new(
+            "period_closed",
+            "rows of closed accounting periods cannot be cleared or reversed: ask a closer to reopen them",
+        )
+        .with_detail(
+            "periods",
+            periods.iter().map(|p| serde_json::Value::String(p.to_string())).collect::<Vec<_>>(),
+        ),
+        WriteError::PeriodAlreadyClosed => {
+            ApiError::new("period_already_closed", "this accounting period is already closed")
+        }
+        WriteError::PeriodNotClosed => {
+            ApiError::new("period_not_closed", "this accounting period is open: there is nothing to reopen")
+        }
+        WriteError::CloserRoleRequired => ApiError::new(
+            "closer_role_required",
+            "closing and reopening periods takes the closer role (the JWT claim roles)",
+        ),
+        other => ApiError::from(other),
     }
 }
 
@@ -230,6 +263,21 @@ pub fn parse_reversal(body: &[u8]) -> Result<ReversalReason, ApiError> {
     check_body_size(body, BODY_BYTES_MAX)?;
     let request: ReversalRequestWire = wire::parse_json(body)?;
     Ok(ReversalReason::parse(&request.reason)?)
+}
+
+/// Parses a close's or a reopen's body: `{"reason": "..."}`; a close may
+/// send no body at all.
+///
+/// # Errors
+/// [`ApiError`] 400/413 with a stable code and the field.
+pub fn parse_period_change(body: &[u8], action: PeriodAction) -> Result<String, ApiError> {
+    check_body_size(body, BODY_BYTES_MAX)?;
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        wire::parse_json::<wire::PeriodRequestWire>(body)?.reason
+    };
+    Ok(clearance_core::closes::check_reason(reason.as_deref(), action)?)
 }
 
 fn parse_clearance_id(raw: &str) -> Result<Uuid, ApiError> {
@@ -356,9 +404,15 @@ where
             (&Method::POST, ["v1", "searches", id, "selection-summary"]) => {
                 self.selection_summary(&request, id).await
             }
+            (&Method::POST, ["v1", "treaties", treaty, "periods", period, action])
+                if PeriodAction::parse(action).is_some() =>
+            {
+                self.change_period(&request, treaty, period, action).await
+            }
             (_, ["v1", "clearances"])
             | (_, ["v1", "clearances", _, "reversal"])
-            | (_, ["v1", "searches", _, "selection-summary"]) => Err(method_not_allowed("POST")),
+            | (_, ["v1", "searches", _, "selection-summary"])
+            | (_, ["v1", "treaties", _, "periods", _, "close" | "reopen"]) => Err(method_not_allowed("POST")),
             (_, ["v1", "clearances", _]) => Err(method_not_allowed("GET")),
             _ => Err(route_not_found()),
         }
@@ -384,6 +438,35 @@ where
                 }
             })?;
         Ok(json_response(StatusCode::OK, wire::selection_summary_body(&summary)))
+    }
+
+    /// `POST /v1/treaties/{treaty_id}/periods/{period}/close|reopen`:
+    /// idempotent like every mutation.
+    async fn change_period(
+        &self,
+        request: &ApiRequest<'_>,
+        treaty: &str,
+        period: &str,
+        action: &str,
+    ) -> Result<Response<Bytes>, ApiError> {
+        let who = identity(request.identity.clone())?;
+        let treaty = TreatyId::parse(treaty)
+            .map_err(|e| ApiError::new("invalid_treaty_id", e.to_string()).with_field("treaty_id"))?;
+        let period = Period::parse(period)
+            .map_err(|e| ApiError::new("invalid_period", format!("the period {e}")).with_field("period"))?;
+        let action = PeriodAction::parse(action).ok_or_else(route_not_found)?;
+        let key = idempotency_key(request)?;
+        let reason = parse_period_change(request.body, action)?;
+        // Refused before the key is recorded: a 403 keeps nothing.
+        clearance_core::write::check_closer(&who, &treaty)?;
+        self.idempotent(&who, &key, request, || async {
+            let entry = self
+                .service
+                .change_period(&who, treaty.clone(), period, action, reason.clone(), &key)
+                .await?;
+            Ok(json_response(StatusCode::OK, wire::period_entry_body(&entry)))
+        })
+        .await
     }
 
     /// Runs `execute` at most once per (operator, key): a repeat of the same

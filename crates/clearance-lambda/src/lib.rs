@@ -18,12 +18,17 @@ use lambda_http::request::RequestContext;
 use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
 use tracing::Instrument;
 
-/// The caller's identity from the authorizer's claims; `None` without them.
+/// The caller's identity from the authorizer's claims (`sub`, `treaties`,
+/// and `roles`, where `closer` may close periods); `None` without them.
 pub fn claims_identity(request: &Request) -> Option<Result<Identity, InputError>> {
     let RequestContext::ApiGatewayV2(context) = request.request_context_ref()? else { return None };
     let claims = &context.authorizer.as_ref()?.jwt.as_ref()?.claims;
     let operator = claims.get("sub")?;
-    Some(Identity::parse(operator, claims.get("treaties").map_or("", String::as_str)))
+    let roles = claims.get("roles").map_or("", String::as_str);
+    Some(
+        Identity::parse(operator, claims.get("treaties").map_or("", String::as_str))
+            .map(|who| who.with_roles(roles)),
+    )
 }
 
 /// The stage of the request (`$default`, or the named stage the template
@@ -115,6 +120,25 @@ mod tests {
         let allowed = |t: &str| clearance_core::TreatyId::parse(t).map(|t| who.entitlement.allows(&t));
         assert_eq!((allowed("TR-0001")?, allowed("TR-0002")?, allowed("TR-0003")?), (true, true, false));
         assert_eq!(request.uri().path(), "/v1/searches");
+        Ok(())
+    }
+
+    #[test]
+    fn the_closer_role_comes_from_the_roles_claim() -> Result<(), Box<dyn std::error::Error>> {
+        let with_roles = |roles: Option<&str>| -> Result<bool, Box<dyn std::error::Error>> {
+            let mut event: serde_json::Value = serde_json::from_str(EVENT)?;
+            let claims = &mut event["requestContext"]["authorizer"]["jwt"]["claims"];
+            if let Some(roles) = roles {
+                claims["roles"] = roles.into();
+            }
+            let request = lambda_http::request::from_str(&event.to_string())?;
+            Ok(claims_identity(&request).ok_or("no identity")??.is_closer())
+        };
+        // API Gateway renders a JWT array claim as "[a b]".
+        assert_eq!(
+            (with_roles(Some("[closer viewer]"))?, with_roles(Some("viewer"))?, with_roles(None)?),
+            (true, false, false)
+        );
         Ok(())
     }
 

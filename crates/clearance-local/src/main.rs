@@ -1,6 +1,6 @@
 //! The local server: the API on `CLEARANCE_ADDR` (127.0.0.1:8080), calling
 //! the same handlers as the Lambda functions. Identity comes from the dev
-//! headers `x-dev-operator` and `x-dev-treaties`, honoured here only; a
+//! headers `x-dev-operator`, `x-dev-treaties` and `x-dev-roles`, honoured here only; a
 //! browser app may call it from the origins in `CLEARANCE_CORS_ORIGINS`.
 
 use std::net::SocketAddr;

@@ -25,7 +25,8 @@ const BODY_BYTES_MAX: usize = CLEARANCE_BODY_BYTES_MAX;
 fn dev_identity(headers: &http::HeaderMap) -> Option<Result<Identity, InputError>> {
     let operator = headers.get("x-dev-operator")?.to_str().ok()?;
     let treaties = headers.get("x-dev-treaties").and_then(|v| v.to_str().ok()).unwrap_or("");
-    Some(Identity::parse(operator, treaties))
+    let roles = headers.get("x-dev-roles").and_then(|v| v.to_str().ok()).unwrap_or("");
+    Some(Identity::parse(operator, treaties).map(|who| who.with_roles(roles)))
 }
 
 async fn handle<R: JobStarter + 'static>(

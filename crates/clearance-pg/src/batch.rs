@@ -86,6 +86,7 @@ impl BatchLedger for PgBatchLedger {
             return Ok(0);
         }
         bump_scope(&mut tx, &scope.treaty).await?;
+        crate::closes::refuse_closed(&mut tx, &scope.treaty, &keys.periods).await?;
         tx.commit().await.context("committing a reservation").map_err(db)?;
         Ok(reserved)
     }
@@ -158,6 +159,7 @@ impl BatchLedger for PgBatchLedger {
         );
         crate::outbox::record(&mut tx, &event).await?;
         let scope_version = bump_scope(&mut tx, &scope.treaty).await?;
+        crate::closes::refuse_closed(&mut tx, &scope.treaty, &periods).await?;
         tx.commit().await.context("committing a finalize").map_err(db)?;
         Ok(Posted { clearance_id: scope.clearance_id, rows: cleared, scope_version, already_posted: false })
     }

@@ -13,6 +13,7 @@ use clearance_core::clearance::{
     Account, Check, ClearanceRecord, JournalLine, Posting, ReversalHeader, ReversalRecord,
 };
 pub use clearance_core::clearance::{ClearanceHeader, SnapshotRowRef};
+use clearance_core::closes::{PeriodChange, PeriodEntry};
 use clearance_core::outbox::{ClearanceEvent, EventKind, EventOutbox};
 use clearance_core::ports::{
     BackendError, ClearanceLedger, JobBinding, JobKey, LedgerWriteError, Posted, PriorUse,
@@ -426,14 +427,16 @@ pub(crate) fn fingerprint(request_hash: &str) -> Option<&str> {
 /// What an operator's idempotency key is bound to in the ledger.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct KeyUse {
-    /// `clearance`, `job` or `reversal`.
+    /// `clearance`, `job`, `reversal` or `period` (a close or a reopen).
     pub kind: String,
-    /// The clearance posted, to be posted by the job, or reversed.
+    /// The clearance posted, to be posted by the job, or reversed (nil
+    /// for a period's entry).
     pub clearance_id: Uuid,
     pub request_hash: Option<String>,
     /// Seconds since the key was bound, by the database's clock.
     pub age_secs: i64,
-    /// The treaty and rows of a clearance or a job (none for a reversal).
+    /// The treaty of a clearance, a job or a period entry, and the rows of
+    /// a clearance or a job (none for a reversal).
     pub treaty_id: Option<String>,
     pub row_count: Option<i32>,
 }
@@ -466,7 +469,11 @@ pub(crate) async fn key_uses<'e>(
          UNION ALL
          SELECT 'reversal', clearance_id, request_hash, extract(epoch FROM now() - created_at)::bigint,
                 NULL, NULL
-         FROM clearance_reversals WHERE operator_id = $1 AND idempotency_key = $2",
+         FROM clearance_reversals WHERE operator_id = $1 AND idempotency_key = $2
+         UNION ALL
+         SELECT 'period', '00000000-0000-0000-0000-000000000000'::uuid, request_hash,
+                extract(epoch FROM now() - created_at)::bigint, treaty_id, NULL
+         FROM period_closes WHERE operator_id = $1 AND idempotency_key = $2",
     )
     .bind(operator)
     .bind(key)
@@ -500,7 +507,7 @@ pub async fn prior_use(
     request_hash: &str,
 ) -> Result<PriorUse, LedgerWriteError> {
     let uses = key_uses(pool, operator, key).await?;
-    if uses.iter().any(|u| u.kind == "reversal" || !u.same_request(request_hash)) {
+    if uses.iter().any(|u| u.kind == "reversal" || u.kind == "period" || !u.same_request(request_hash)) {
         return Err(LedgerWriteError::KeyBoundElsewhere);
     }
     if let Some(job) = uses.iter().find(|u| u.kind == "job") {
@@ -616,8 +623,10 @@ async fn post_in_transaction(
     );
     crate::outbox::record(&mut tx, &event).await?;
 
-    // Last, so the treaty's scope row is locked only until the commit.
+    // Last, so the treaty's scope row is locked only until the commit; a
+    // close of one of the rows' periods committed before it is seen here.
     let scope_version = bump_scope(&mut tx, treaty).await?;
+    crate::closes::refuse_closed(&mut tx, treaty, &keys.periods).await?;
     tx.commit().await.context("committing the clearance").map_err(db)?;
     Ok(Posted { clearance_id: header.clearance_id, rows: cleared, scope_version, already_posted: false })
 }
@@ -746,6 +755,7 @@ pub async fn reverse_clearance(pool: &PgPool, header: &ReversalHeader) -> Result
     );
     crate::outbox::record(&mut tx, &event).await?;
     let scope_version = bump_scope(&mut tx, &treaty).await?;
+    crate::closes::refuse_closed(&mut tx, &treaty, &periods).await?;
     tx.commit().await.context("committing the reversal").map_err(db)?;
     Ok(Posted { clearance_id: header.clearance_id, rows: reopened, scope_version, already_posted: false })
 }
@@ -903,6 +913,10 @@ impl ClearanceLedger for PgClearanceLedger {
 
     async fn clearance(&self, id: Uuid) -> Result<Option<ClearanceRecord>, BackendError> {
         read_clearance(&self.pool, id).await.map_err(crate::backend)
+    }
+
+    async fn change_period(&self, change: &PeriodChange) -> Result<PeriodEntry, LedgerWriteError> {
+        crate::closes::change_period(&self.pool, change).await
     }
 }
 

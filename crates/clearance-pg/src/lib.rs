@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod batch;
 pub mod clear;
+pub mod closes;
 pub mod load;
 pub(crate) mod outbox;
 pub mod partitions;

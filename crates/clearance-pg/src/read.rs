@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use chrono::NaiveDate;
+use clearance_core::closes::ClosedPeriod;
 use clearance_core::ports::{BackendError, RowStream};
 use clearance_core::snapshot::{SearchFilter, StatusFilter, VersionToken};
 use clearance_core::{Amount, CedentId, Currency, LedgerRow, Period, TransactionId, TreatyId, TxnStatus};
@@ -172,6 +173,35 @@ impl PgLedgerReader {
     }
 }
 
+/// The closed periods of the filter's treaties in its period range: each
+/// period's latest entry a close (ADR 0015).
+///
+/// # Errors
+/// When the query fails or a stored value is not the domain's.
+pub async fn closed_periods(pool: &PgPool, filter: &SearchFilter) -> anyhow::Result<Vec<ClosedPeriod>> {
+    let treaties: Vec<&str> = filter.treaty_ids().map(TreatyId::as_str).collect();
+    let rows: Vec<(String, NaiveDate)> = sqlx::query_as(
+        "SELECT treaty_id, accounting_period FROM (
+             SELECT DISTINCT ON (treaty_id, accounting_period) treaty_id, accounting_period, action
+             FROM period_closes
+             WHERE treaty_id = ANY($1) AND accounting_period BETWEEN $2 AND $3
+             ORDER BY treaty_id, accounting_period, entry_id DESC) latest
+         WHERE action = 'close'
+         ORDER BY treaty_id, accounting_period",
+    )
+    .bind(&treaties)
+    .bind(filter.period_from().first_day())
+    .bind(filter.period_to().first_day())
+    .fetch_all(pool)
+    .await
+    .context("reading the closed periods")?;
+    rows.into_iter()
+        .map(|(treaty_id, day)| {
+            Ok(ClosedPeriod { treaty_id, period: Period::from_first_day(day)?.to_string() })
+        })
+        .collect()
+}
+
 impl clearance_core::ports::LedgerReader for PgLedgerReader {
     async fn version_token(&self, filter: &SearchFilter) -> Result<VersionToken, BackendError> {
         version_token(&self.pool, filter).await.map_err(crate::backend)
@@ -184,5 +214,9 @@ impl clearance_core::ports::LedgerReader for PgLedgerReader {
         let (token, rows) = read_snapshot(&self.pool, filter).await.map_err(crate::backend)?;
         let rows: RowStream<'a> = Box::pin(rows.map(|row| row.map_err(crate::backend)));
         Ok((token, rows))
+    }
+
+    async fn closed_periods(&self, filter: &SearchFilter) -> Result<Vec<ClosedPeriod>, BackendError> {
+        closed_periods(&self.pool, filter).await.map_err(crate::backend)
     }
 }
