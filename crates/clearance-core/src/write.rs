@@ -144,6 +144,23 @@ impl From<LedgerWriteError> for WriteError {
     }
 }
 
+/// The status of a job just planned: running, no chunk done.
+fn running(who: &Identity, treaty: &TreatyId, plan: &JobPlan, now_secs: i64) -> JobStatus {
+    JobStatus {
+        job_id: plan.job_id,
+        owner: who.operator.clone(),
+        treaty_id: treaty.clone(),
+        state: JobState::Running,
+        chunks_total: plan.chunks,
+        chunks_done: 0,
+        row_count: plan.row_count,
+        clearance_id: None,
+        error: None,
+        created_at_secs: now_secs,
+        updated_at_secs: now_secs,
+    }
+}
+
 /// Whether `who` may close and reopen `treaty`'s periods: the `closer`
 /// role and the treaty's entitlement. No IO, so the edge asks before it
 /// records an idempotency key.
@@ -522,19 +539,7 @@ where
             idempotency_key: header.idempotency_key,
             request_hash: header.request_hash,
         };
-        let status = JobStatus {
-            job_id,
-            owner: who.operator.clone(),
-            treaty_id: treaty.clone(),
-            state: JobState::Running,
-            chunks_total: plan.chunks,
-            chunks_done: 0,
-            row_count,
-            clearance_id: None,
-            error: None,
-            created_at_secs: now_secs,
-            updated_at_secs: now_secs,
-        };
+        let status = running(who, treaty, &plan, now_secs);
         self.jobs.create(&status, &plan, &encoded, now_secs + JOB_TTL_SECS).await?;
         self.starter.start(job_id).await?;
         Ok(self.jobs.status(job_id).await?.unwrap_or(status))

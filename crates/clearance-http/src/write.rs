@@ -46,83 +46,30 @@ fn moved_ids(ids: &[Uuid]) -> serde_json::Value {
 impl From<WriteError> for ApiError {
     fn from(err: WriteError) -> Self {
         match err {
-            WriteError::NotEntitled(treaty) => ApiError::new("not_entitled",
+            WriteError::NotEntitled(treaty) => ApiError::new(
+                "not_entitled",
                 format!("you are not entitled to treaty {treaty} (or it does not exist)"),
             ),
-            WriteError::SnapshotNotFound => ApiError::new("snapshot_not_found",
+            WriteError::SnapshotNotFound => ApiError::new(
+                "snapshot_not_found",
                 "no such snapshot for you, or it expired: run the search again",
             )
             .with_field("/snapshot_id"),
-            WriteError::VersionTokenMismatch => ApiError::new("version_token_mismatch",
+            WriteError::VersionTokenMismatch => ApiError::new(
+                "version_token_mismatch",
                 "the version token is not the snapshot's: send the one the search returned",
             )
             .with_field("/version_token"),
-            WriteError::UnknownIds { field, ids } => ApiError::new("unknown_ids",
-                "these ids are not rows of the snapshot: select from the snapshot's pages",
-            )
-            .with_field(field)
-            .with_detail("ids", moved_ids(&ids)),
-            WriteError::RowsNotOpen(ids) => ApiError::new("rows_not_open",
-                "these rows were not open in the snapshot: only open rows can be cleared",
-            )
-            .with_field("/selection")
-            .with_detail("ids", moved_ids(&ids)),
-            WriteError::SpansTreaties(treaties) => ApiError::new("selection_spans_treaties",
-                format!(
-                    "a clearance clears rows of one treaty; this selection spans {}",
-                    treaties.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            )
-            .with_field("/selection"),
-            WriteError::EmptySelection => {
-                ApiError::new("no_open_rows", "the selection holds no row that is open in the snapshot")
-                    .with_field("/selection")
-            }
-            WriteError::TotalOutOfRange => ApiError::new("amount_out_of_range",
-                "the selected rows' total leaves the ledger's range (18 digits, 2 decimals): select fewer rows",
-            )
-            .with_field("/selection"),
-            WriteError::TooLarge { rows, max } => ApiError::new("selection_too_large",
-                format!("{rows} rows is more than the {max} one clearance job takes: split the selection"),
-            )
-            .with_field("/selection")
-            .with_detail("row_count", rows)
-            .with_detail("batch_rows_max", max),
-            WriteError::Posting(PostingError::CurrencyMismatch { check, found }) => ApiError::new("currency_mismatch",
-                format!("the selected rows are in {found}, the check in {check}"),
-            )
-            .with_field("/check/currency"),
-            WriteError::Posting(PostingError::AmountMismatch { selected, check }) => ApiError::new("amount_mismatch",
-                format!(
-                    "the selected rows total {selected}, the check is {check}: change the selection, \
-                     or set allow_difference to book a difference within the currency's tolerance to \
-                     unapplied cash"
-                ),
-            )
-            .with_field("/check/amount")
-            .with_detail("selected_total", selected.to_string())
-            .with_detail("check_amount", check.to_string()),
-            WriteError::Posting(PostingError::Range) => ApiError::new("amount_out_of_range",
-                "the totals leave the ledger's range (18 digits, 2 decimals)",
-            )
-            .with_field("/check/amount"),
-            WriteError::Posting(PostingError::DifferenceOutOfTolerance { difference, bound }) => ApiError::new("difference_out_of_tolerance",
-                format!(
-                    "the check differs from the selected rows by {difference}, beyond the {bound} this currency \
-                     allows: change the selection, or (for an overpayment) set overpayment_to_unapplied"
-                ),
-            )
-            .with_field("/check/amount")
-            .with_detail("difference", difference.to_string())
-            .with_detail("allowed_difference", bound.to_string()),
-            WriteError::Stale(ids) => ApiError::new("stale_snapshot",
-                "rows moved since your search (cleared or reversed by someone else): search again",
-            )
-            .with_field("/selection")
-            .with_detail("moved_ids", moved_ids(&ids)),
+            e @ (WriteError::UnknownIds { .. }
+            | WriteError::RowsNotOpen(_)
+            | WriteError::SpansTreaties(_)
+            | WriteError::EmptySelection
+            | WriteError::TotalOutOfRange
+            | WriteError::TooLarge { .. }
+            | WriteError::Posting(_)
+            | WriteError::Stale(_)) => selection_error(e),
             WriteError::ClearanceNotFound => {
-                ApiError::new("clearance_not_found", "no such clearance for you")
-                    .with_field("id")
+                ApiError::new("clearance_not_found", "no such clearance for you").with_field("id")
             }
             WriteError::AlreadyReversed => {
                 ApiError::new("already_reversed", "this clearance is already reversed")
@@ -134,7 +81,8 @@ impl From<WriteError> for ApiError {
             | WriteError::CloserRoleRequired) => period_error(e),
             WriteError::Backend(e) => {
                 tracing::error!(error = %e, "backend unavailable");
-                ApiError::new("backend_unavailable",
+                ApiError::new(
+                    "backend_unavailable",
                     "a backend is unavailable: retry shortly with the same Idempotency-Key",
                 )
             }
@@ -142,18 +90,105 @@ impl From<WriteError> for ApiError {
                 // Not an outage: logged with the ids the message names, and
                 // answered so that no client retries it as one.
                 tracing::error!(invariant = %what, "ledger invariant broken: nothing written");
-                ApiError::new("internal_invariant",
+                ApiError::new(
+                    "internal_invariant",
                     "the ledger refused this posting as inconsistent; nothing was written: do not retry, \
                      report it",
                 )
             }
             WriteError::Snapshot(e) => {
                 tracing::error!(error = %e, "snapshot unreadable");
-                ApiError::new("internal_error",
-                    "the snapshot could not be read: run the search again",
-                )
+                ApiError::new("internal_error", "the snapshot could not be read: run the search again")
             }
         }
+    }
+}
+
+/// The answers to a selection or a posting that does not fit the snapshot,
+/// the check or the ledger.
+fn selection_error(err: WriteError) -> ApiError {
+    match err {
+        WriteError::UnknownIds { field, ids } => ApiError::new(
+            "unknown_ids",
+            "these ids are not rows of the snapshot: select from the snapshot's pages",
+        )
+        .with_field(field)
+        .with_detail("ids", moved_ids(&ids)),
+        WriteError::RowsNotOpen(ids) => ApiError::new(
+            "rows_not_open",
+            "these rows were not open in the snapshot: only open rows can be cleared",
+        )
+        .with_field("/selection")
+        .with_detail("ids", moved_ids(&ids)),
+        WriteError::SpansTreaties(treaties) => ApiError::new(
+            "selection_spans_treaties",
+            format!(
+                "a clearance clears rows of one treaty; this selection spans {}",
+                treaties.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        )
+        .with_field("/selection"),
+        WriteError::EmptySelection => {
+            ApiError::new("no_open_rows", "the selection holds no row that is open in the snapshot")
+                .with_field("/selection")
+        }
+        WriteError::TotalOutOfRange => ApiError::new(
+            "amount_out_of_range",
+            "the selected rows' total leaves the ledger's range (18 digits, 2 decimals): select fewer rows",
+        )
+        .with_field("/selection"),
+        WriteError::TooLarge { rows, max } => ApiError::new(
+            "selection_too_large",
+            format!("{rows} rows is more than the {max} one clearance job takes: split the selection"),
+        )
+        .with_field("/selection")
+        .with_detail("row_count", rows)
+        .with_detail("batch_rows_max", max),
+        WriteError::Posting(e) => posting_error(e),
+        WriteError::Stale(ids) => ApiError::new(
+            "stale_snapshot",
+            "rows moved since your search (cleared or reversed by someone else): search again",
+        )
+        .with_field("/selection")
+        .with_detail("moved_ids", moved_ids(&ids)),
+        other => ApiError::from(other),
+    }
+}
+
+/// The answers to a check that does not fit the selected rows.
+fn posting_error(err: PostingError) -> ApiError {
+    match err {
+        PostingError::CurrencyMismatch { check, found } => ApiError::new(
+            "currency_mismatch",
+            format!("the selected rows are in {found}, the check in {check}"),
+        )
+        .with_field("/check/currency"),
+        PostingError::AmountMismatch { selected, check } => ApiError::new(
+            "amount_mismatch",
+            format!(
+                "the selected rows total {selected}, the check is {check}: change the selection, \
+                     or set allow_difference to book a difference within the currency's tolerance to \
+                     unapplied cash"
+            ),
+        )
+        .with_field("/check/amount")
+        .with_detail("selected_total", selected.to_string())
+        .with_detail("check_amount", check.to_string()),
+        PostingError::Range => ApiError::new(
+            "amount_out_of_range",
+            "the totals leave the ledger's range (18 digits, 2 decimals)",
+        )
+        .with_field("/check/amount"),
+        PostingError::DifferenceOutOfTolerance { difference, bound } => ApiError::new(
+            "difference_out_of_tolerance",
+            format!(
+                "the check differs from the selected rows by {difference}, beyond the {bound} this currency \
+                     allows: change the selection, or (for an overpayment) set overpayment_to_unapplied"
+            ),
+        )
+        .with_field("/check/amount")
+        .with_detail("difference", difference.to_string())
+        .with_detail("allowed_difference", bound.to_string()),
     }
 }
 
@@ -336,54 +371,7 @@ where
     async fn route(&self, request: ApiRequest<'_>) -> Result<Response<Bytes>, ApiError> {
         let segments: Vec<&str> = request.path.trim_end_matches('/').split('/').skip(1).collect();
         match (request.method, segments.as_slice()) {
-            (&Method::POST, ["v1", "clearances"]) => {
-                let who = identity(request.identity.clone())?;
-                let key = idempotency_key(&request)?;
-                let clearance = parse_clearance(request.body)?;
-                self.service.check_size(&clearance)?;
-                let now = request.now_secs;
-                let response = self
-                    .idempotent(&who, &key, &request, || async {
-                        let outcome = self.service.clear(&who, &clearance, &key, now).await;
-                        if let Err(WriteError::Stale(ids)) = &outcome {
-                            tracing::info!(
-                                operator = who.operator.as_str(),
-                                snapshot_id = clearance.snapshot_id.as_str(),
-                                moved = ids.len(),
-                                "clearance refused: stale snapshot"
-                            );
-                            metrics::emit(&[("Conflicts", 1.0, Unit::Count)]);
-                        }
-                        match outcome? {
-                            ClearOutcome::Posted(cleared) => {
-                                tracing::info!(
-                                    operator = who.operator.as_str(),
-                                    snapshot_id = clearance.snapshot_id.as_str(),
-                                    clearance_id = %cleared.record.clearance_id,
-                                    rows = cleared.record.row_count,
-                                    replayed_from_ledger = cleared.already_posted,
-                                    "clearance posted"
-                                );
-                                let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
-                                metrics::emit(&[
-                                    ("RowsCleared", f64::from(cleared.record.row_count), Unit::Count),
-                                    ("ClearSnapshotMs", ms(cleared.timings.snapshot), Unit::Milliseconds),
-                                    ("ClearLedgerMs", ms(cleared.timings.ledger), Unit::Milliseconds),
-                                ]);
-                                let mut response =
-                                    json_response(StatusCode::CREATED, wire::clearance_body(&cleared.record));
-                                server_timing(&mut response, &cleared.timings);
-                                Ok(response)
-                            }
-                            // The job runs on; its status is at GET /v1/jobs/{id}.
-                            ClearOutcome::Started(job) => {
-                                Ok(json_response(StatusCode::ACCEPTED, wire::job_body(&job)))
-                            }
-                        }
-                    })
-                    .await?;
-                Ok(job_location(response, request.base))
-            }
+            (&Method::POST, ["v1", "clearances"]) => self.post_clearance(&request).await,
             (&Method::GET, ["v1", "clearances", id]) => {
                 let who = identity(request.identity.clone())?;
                 let id = parse_clearance_id(id)?;
@@ -416,6 +404,56 @@ where
             (_, ["v1", "clearances", _]) => Err(method_not_allowed("GET")),
             _ => Err(route_not_found()),
         }
+    }
+
+    /// `POST /v1/clearances`: 201 with the clearance, or 202 with the job.
+    async fn post_clearance(&self, request: &ApiRequest<'_>) -> Result<Response<Bytes>, ApiError> {
+        let who = identity(request.identity.clone())?;
+        let key = idempotency_key(request)?;
+        let clearance = parse_clearance(request.body)?;
+        self.service.check_size(&clearance)?;
+        let now = request.now_secs;
+        let response = self
+            .idempotent(&who, &key, request, || async {
+                let outcome = self.service.clear(&who, &clearance, &key, now).await;
+                if let Err(WriteError::Stale(ids)) = &outcome {
+                    tracing::info!(
+                        operator = who.operator.as_str(),
+                        snapshot_id = clearance.snapshot_id.as_str(),
+                        moved = ids.len(),
+                        "clearance refused: stale snapshot"
+                    );
+                    metrics::emit(&[("Conflicts", 1.0, Unit::Count)]);
+                }
+                match outcome? {
+                    ClearOutcome::Posted(cleared) => {
+                        tracing::info!(
+                            operator = who.operator.as_str(),
+                            snapshot_id = clearance.snapshot_id.as_str(),
+                            clearance_id = %cleared.record.clearance_id,
+                            rows = cleared.record.row_count,
+                            replayed_from_ledger = cleared.already_posted,
+                            "clearance posted"
+                        );
+                        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+                        metrics::emit(&[
+                            ("RowsCleared", f64::from(cleared.record.row_count), Unit::Count),
+                            ("ClearSnapshotMs", ms(cleared.timings.snapshot), Unit::Milliseconds),
+                            ("ClearLedgerMs", ms(cleared.timings.ledger), Unit::Milliseconds),
+                        ]);
+                        let mut response =
+                            json_response(StatusCode::CREATED, wire::clearance_body(&cleared.record));
+                        server_timing(&mut response, &cleared.timings);
+                        Ok(response)
+                    }
+                    // The job runs on; its status is at GET /v1/jobs/{id}.
+                    ClearOutcome::Started(job) => {
+                        Ok(json_response(StatusCode::ACCEPTED, wire::job_body(&job)))
+                    }
+                }
+            })
+            .await?;
+        Ok(job_location(response, request.base))
     }
 
     /// `POST /v1/searches/{id}/selection-summary`: no key, nothing written.

@@ -47,6 +47,17 @@ fn period_literals(scope: &JobScope) -> String {
     )
 }
 
+/// Whether the job's clearance is in the ledger (committed, or written by
+/// this transaction).
+async fn is_posted(tx: &mut Transaction<'_, Postgres>, clearance_id: Uuid) -> Result<bool, LedgerWriteError> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM clearances WHERE clearance_id = $1)")
+        .bind(clearance_id)
+        .fetch_one(&mut **tx)
+        .await
+        .context("checking whether the job's clearance is posted")
+        .map_err(db)
+}
+
 /// Locks the job's pending rows in (period, id) order; returns them.
 async fn lock_pending(
     tx: &mut Transaction<'_, Postgres>,
@@ -102,13 +113,7 @@ impl BatchLedger for PgBatchLedger {
         let treaty_sql = treaty_literal(&scope.treaty);
         let mut tx = self.pool.begin().await.context("starting a finalize").map_err(db)?;
         crate::clear::plan_once(&mut tx).await?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM clearances WHERE clearance_id = $1)")
-                .bind(scope.clearance_id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
-        if exists {
+        if is_posted(&mut tx, scope.clearance_id).await? {
             return Ok(Posted::already(scope.clearance_id));
         }
         let pending = lock_pending(&mut tx, scope).await?;
@@ -171,14 +176,7 @@ impl BatchLedger for PgBatchLedger {
         // them locked, so this waits for it, and the check below (a new
         // statement under READ COMMITTED) sees its clearance.
         let pending = lock_pending(&mut tx, scope).await?;
-        let posted: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM clearances WHERE clearance_id = $1)")
-                .bind(scope.clearance_id)
-                .fetch_one(&mut *tx)
-                .await
-                .context("checking whether the job's clearance is posted")
-                .map_err(db)?;
-        if posted {
+        if is_posted(&mut tx, scope.clearance_id).await? {
             return Ok(Release::ClearancePosted);
         }
         crate::outbox::record(&mut tx, failed).await?;

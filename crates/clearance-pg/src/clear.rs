@@ -654,7 +654,6 @@ pub async fn reverse_clearance(pool: &PgPool, header: &ReversalHeader) -> Result
             .map_err(db)?;
     let Some((treaty, row_count)) = found else { return Err(LedgerWriteError::ClearanceNotFound) };
     let treaty = TreatyId::parse(&treaty).map_err(|e| db(anyhow::anyhow!("stored treaty id: {e}")))?;
-    let treaty_sql = treaty_literal(&treaty);
 
     // First, so a concurrent second reversal waits on this row's uniqueness
     // and is then refused, instead of finding the rows already open.
@@ -689,18 +688,44 @@ pub async fn reverse_clearance(pool: &PgPool, header: &ReversalHeader) -> Result
         Err(e) => return Err(db(anyhow::Error::new(e).context("writing the reversal"))),
     }
 
+    let (reopened, periods) = reopen_rows(&mut tx, &treaty, header, row_count).await?;
+    let event = ClearanceEvent::new(
+        EventKind::ClearanceReversed,
+        header.clearance_id,
+        None,
+        treaty.as_str(),
+        &header.operator_id,
+        reopened,
+    );
+    crate::outbox::record(&mut tx, &event).await?;
+    let scope_version = bump_scope(&mut tx, &treaty).await?;
+    crate::closes::refuse_closed(&mut tx, &treaty, &periods).await?;
+    tx.commit().await.context("committing the reversal").map_err(db)?;
+    Ok(Posted { clearance_id: header.clearance_id, rows: reopened, scope_version, already_posted: false })
+}
+
+/// The reversal's rows open again (locked in the guard's order, checked
+/// to be held by the clearance under the locks) and its mirror-image
+/// journal: how many rows it reopened and their periods.
+async fn reopen_rows(
+    tx: &mut Transaction<'_, Postgres>,
+    treaty: &TreatyId,
+    header: &ReversalHeader,
+    row_count: i32,
+) -> Result<(u64, Vec<NaiveDate>), LedgerWriteError> {
+    let treaty_sql = treaty_literal(treaty);
     let lines: Vec<(Uuid, NaiveDate)> = sqlx::query_as(
         "SELECT transaction_id, accounting_period FROM clearance_lines WHERE clearance_id = $1
          ORDER BY accounting_period, transaction_id",
     )
     .bind(header.clearance_id)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut **tx)
     .await
     .map_err(db)?;
     let ids: Vec<Uuid> = lines.iter().map(|l| l.0).collect();
     let periods: Vec<NaiveDate> = lines.iter().map(|l| l.1).collect();
-    key_lookups_only(&mut tx).await?;
-    let locked = lock_rows(&mut tx, &treaty_sql, &ids, &periods).await?;
+    key_lookups_only(tx).await?;
+    let locked = lock_rows(tx, &treaty_sql, &ids, &periods).await?;
     // Checked under the locks, so the UPDATE below names rows by key only
     // (a state predicate there would skew the planner's estimate).
     let held = locked
@@ -722,7 +747,7 @@ pub async fn reverse_clearance(pool: &PgPool, header: &ReversalHeader) -> Result
     ))
     .bind(&ids)
     .bind(&periods)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await
     .context("reopening the rows")
     .map_err(db)?
@@ -741,23 +766,11 @@ pub async fn reverse_clearance(pool: &PgPool, header: &ReversalHeader) -> Result
     )
     .bind(header.clearance_id)
     .bind(header.reversal_id)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await
     .context("writing the reversal journal")
     .map_err(db)?;
-    let event = ClearanceEvent::new(
-        EventKind::ClearanceReversed,
-        header.clearance_id,
-        None,
-        treaty.as_str(),
-        &header.operator_id,
-        reopened,
-    );
-    crate::outbox::record(&mut tx, &event).await?;
-    let scope_version = bump_scope(&mut tx, &treaty).await?;
-    crate::closes::refuse_closed(&mut tx, &treaty, &periods).await?;
-    tx.commit().await.context("committing the reversal").map_err(db)?;
-    Ok(Posted { clearance_id: header.clearance_id, rows: reopened, scope_version, already_posted: false })
+    Ok((reopened, periods))
 }
 
 /// A key already used: this very reversal done before, or another request's.
