@@ -216,3 +216,44 @@ async fn a_clearance_waiting_on_a_close_in_flight_sees_it_and_is_refused() -> an
     assert_eq!(cleared, 0, "the row is still open");
     stack.drop().await
 }
+
+#[tokio::test]
+async fn a_job_meeting_a_closed_period_fails_naming_it_and_releases_every_row() -> anyhow::Result<()> {
+    let stack = Stack::new(20_000).await?;
+    let apis = stack.apis(WriteConfig { sync_rows_max: 2, ..WriteConfig::default() }).await?;
+    let snap = search(&apis, "op-a", FILTER).await?;
+    let march = rows_in(&stack, &snap, "2024-03").await?;
+    let april = rows_in(&stack, &snap, "2024-04").await?;
+    anyhow::ensure!(march.len() >= 2 && april.len() >= 3, "rows in both periods");
+    let closed = send_with_roles(&apis.write, CLOSE, b"{}", CLOSER, "close-job").await;
+    assert_eq!(closed.status, 200, "{}", closed.json);
+
+    // Five rows: over the sync limit, so a job; two of them in March.
+    let rows: Vec<Row> = april[..3].iter().chain(&march[..2]).cloned().collect();
+    let started = clear_rows(&apis, &snap, &rows, "key-job").await;
+    assert_eq!(started.status, 202, "{}", started.json);
+    let path = format!("/v1/jobs/{}", started.json["job_id"].as_str().unwrap_or_default());
+    let mut status = serde_json::Value::Null;
+    for _ in 0..300 {
+        status = send(&apis.jobs, Method::GET, &path, b"", Some(("op-a", "*")), None).await.json;
+        if status["state"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        (status["state"].as_str(), status["error"]["code"].as_str()),
+        (Some("failed"), Some("period_closed"))
+    );
+    assert!(status["error"]["message"].as_str().is_some_and(|m| m.contains("2024-03")), "{status}");
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let held = stack
+        .count(&format!(
+            "SELECT count(*) FROM transactions WHERE status <> 'open' AND id IN ('{}')",
+            ids.join("','")
+        ))
+        .await?;
+    assert_eq!(held, 0, "every row of the job is open again");
+    assert_eq!(stack.count("SELECT count(*) FROM clearances").await?, 0, "nothing posted");
+    stack.drop().await
+}

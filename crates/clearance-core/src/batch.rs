@@ -72,6 +72,14 @@ pub enum StepError {
     /// Anything retrying cannot fix (a missing job, a broken invariant).
     #[error("fatal: {0}")]
     Fatal(String),
+    /// Rows of the job are in closed accounting periods (first days,
+    /// sorted; ADR 0015): the job cannot succeed until a closer reopens
+    /// them. Fatal to the state machine.
+    #[error(
+        "rows of the job are in closed accounting periods: {}",
+        .0.iter().map(|d| d.format("%Y-%m").to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    PeriodClosed(Vec<NaiveDate>),
 }
 
 impl StepError {
@@ -79,7 +87,7 @@ impl StepError {
         match self {
             Self::Conflict(_) => ERROR_CONFLICT,
             Self::Retryable(_) => ERROR_RETRYABLE,
-            Self::Fatal(_) => ERROR_FATAL,
+            Self::Fatal(_) | Self::PeriodClosed(_) => ERROR_FATAL,
         }
     }
 }
@@ -94,6 +102,7 @@ impl From<LedgerWriteError> for StepError {
     fn from(err: LedgerWriteError) -> Self {
         match err {
             LedgerWriteError::StaleRows(ids) => Self::Conflict(ids),
+            LedgerWriteError::PeriodClosed(days) => Self::PeriodClosed(days),
             LedgerWriteError::Backend(e) => Self::Retryable(e.to_string()),
             LedgerWriteError::Invariant(what) => Self::Fatal(format!("ledger invariant broken: {what}")),
             other => Self::Fatal(other.to_string()),
@@ -213,7 +222,8 @@ impl JobState {
 /// Why a job failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobFailure {
-    /// `conflict` (rows moved: see `conflicting_ids`) or `failed`.
+    /// `conflict` (rows moved: see `conflicting_ids`), `period_closed` (the
+    /// message names the periods) or `failed`.
     pub code: String,
     pub message: String,
     pub conflicting_ids: Vec<Uuid>,
@@ -561,6 +571,11 @@ pub fn failure_of(err: &StepError) -> JobFailure {
                 ids.len()
             ),
             conflicting_ids: ids.clone(),
+        },
+        StepError::PeriodClosed(_) => JobFailure {
+            code: "period_closed".into(),
+            message: format!("{err}: ask a closer to reopen them, then clear again"),
+            conflicting_ids: Vec::new(),
         },
         other => {
             JobFailure { code: "failed".into(), message: other.to_string(), conflicting_ids: Vec::new() }
