@@ -15,7 +15,7 @@ use clearance_core::ports::{BackendError, LedgerWriteError, Posted};
 use clearance_core::write::WriteConfig;
 use clearance_dynamo::{DynamoJobStore, DynamoScopeMirror};
 use clearance_pg::batch::PgBatchLedger;
-use clearance_tests::write_api::{clear, search, send, Reply, Row, Snapshot, Stack};
+use clearance_tests::write_api::{clear, job_when_done, search, send, Reply, Row, Snapshot, Stack};
 use clearance_workflow::{run_job, EventBridgePublisher, RunOutcome, PRODUCTION};
 use http::Method;
 use rust_decimal::Decimal;
@@ -157,14 +157,7 @@ async fn a_100k_row_batch_clears_every_row_exactly_once() -> anyhow::Result<()> 
 
     // Poll as the grid would: bounded, cheap reads of the status item.
     let path = format!("/v1/jobs/{id}");
-    let mut status = serde_json::Value::Null;
-    for _ in 0..600 {
-        status = send(&apis.jobs, Method::GET, &path, b"", Some(("op-a", "*")), None).await.json;
-        if status["state"] != "running" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let status = job_when_done(&apis, "op-a", &id.to_string()).await;
     assert_eq!(status["state"], "succeeded", "{status}");
     assert_eq!(status["chunks_done"].as_u64(), Some(chunks));
     let clearance_id = status["clearance_id"].as_str().unwrap_or_default().to_owned();

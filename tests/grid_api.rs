@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use clearance_core::write::WriteConfig;
-use clearance_tests::write_api::{search, send, Apis, Reply, Stack};
+use clearance_tests::write_api::{job_when_done, search, send, Apis, Reply, Stack};
 use http::Method;
 use serde_json::{json, Value};
 
@@ -268,15 +268,8 @@ async fn a_view_selection_clears_exactly_the_views_open_rows_in_the_request_and_
     let batch = summarize_then_clear(&stack, &apis, view, predicate, "view-job").await?;
     assert!(batch.expected.len() > SYNC_ROWS_MAX, "{} rows", batch.expected.len());
     assert_eq!((batch.mode.as_str(), batch.reply.status), ("job", 202), "{}", batch.reply.json);
-    let path = format!("/v1/jobs/{}", batch.reply.json["job_id"].as_str().unwrap_or_default());
-    let mut status = Value::Null;
-    for _ in 0..300 {
-        status = send(&apis.jobs, Method::GET, &path, b"", OP, None).await.json;
-        if status["state"] != "running" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let status =
+        job_when_done(&apis, "op-grid", batch.reply.json["job_id"].as_str().unwrap_or_default()).await;
     assert_eq!(status["state"], "succeeded", "{status}");
     let id = status["clearance_id"].as_str().unwrap_or_default().to_owned();
     assert_eq!(cleared_by(&stack, &id).await?, batch.expected, "exactly the view's open rows");

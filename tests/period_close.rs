@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use clearance_core::write::WriteConfig;
-use clearance_tests::write_api::{clear, search, send, send_with_roles, Apis, Reply, Row, Snapshot, Stack};
+use clearance_tests::write_api::{
+    clear, job_when_done, search, send, send_with_roles, Apis, Reply, Row, Snapshot, Stack,
+};
 use http::Method;
 
 const FILTER: &str = r#"{"treaty_ids": ["TR-0001"], "period_from": "2024-01", "period_to": "2024-06", "currency": "USD", "status": "open"}"#;
@@ -25,6 +27,10 @@ async fn rows_in(stack: &Stack, snap: &Snapshot, period: &str) -> anyhow::Result
 async fn clear_rows(apis: &Apis, snap: &Snapshot, rows: &[Row], key: &str) -> Reply {
     let picked: Vec<&Row> = rows.iter().collect();
     clear(apis, "op-a", snap, &picked, key).await
+}
+
+async fn post_reversal(apis: &Apis, path: &str, key: &str) -> Reply {
+    send(&apis.write, Method::POST, path, br#"{"reason":"bounced"}"#, Some(("op-a", "*")), Some(key)).await
 }
 
 const CLOSE: &str = "/v1/treaties/TR-0001/periods/2024-03/close";
@@ -91,15 +97,7 @@ async fn a_closed_period_refuses_clearing_and_reversal_until_a_closer_reopens_it
         Some("period_closed"),
         "one closed row refuses the whole selection"
     );
-    let reverse = send(
-        &apis.write,
-        Method::POST,
-        &reversal,
-        br#"{"reason":"bounced"}"#,
-        Some(("op-a", "*")),
-        Some("rev-1"),
-    )
-    .await;
+    let reverse = post_reversal(&apis, &reversal, "rev-1").await;
     assert_eq!(
         (reverse.status, reverse.json["error"].as_str()),
         (409, Some("period_closed")),
@@ -129,15 +127,7 @@ async fn a_closed_period_refuses_clearing_and_reversal_until_a_closer_reopens_it
     let shown =
         send(&apis.read, Method::POST, "/v1/searches", FILTER.as_bytes(), Some(("op-a", "*")), None).await;
     assert_eq!(shown.json["closed_periods"], serde_json::json!([]), "reopened: none closed");
-    let reversed = send(
-        &apis.write,
-        Method::POST,
-        &reversal,
-        br#"{"reason":"bounced"}"#,
-        Some(("op-a", "*")),
-        Some("rev-2"),
-    )
-    .await;
+    let reversed = post_reversal(&apis, &reversal, "rev-2").await;
     assert_eq!(reversed.status, 200, "{}", reversed.json);
 
     // The ledger keeps both entries, who and why.
@@ -232,15 +222,7 @@ async fn a_job_meeting_a_closed_period_fails_naming_it_and_releases_every_row() 
     let rows: Vec<Row> = april[..3].iter().chain(&march[..2]).cloned().collect();
     let started = clear_rows(&apis, &snap, &rows, "key-job").await;
     assert_eq!(started.status, 202, "{}", started.json);
-    let path = format!("/v1/jobs/{}", started.json["job_id"].as_str().unwrap_or_default());
-    let mut status = serde_json::Value::Null;
-    for _ in 0..300 {
-        status = send(&apis.jobs, Method::GET, &path, b"", Some(("op-a", "*")), None).await.json;
-        if status["state"] != "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let status = job_when_done(&apis, "op-a", started.json["job_id"].as_str().unwrap_or_default()).await;
     assert_eq!(
         (status["state"].as_str(), status["error"]["code"].as_str()),
         (Some("failed"), Some("period_closed"))

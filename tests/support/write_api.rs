@@ -96,6 +96,26 @@ async fn send_as<A: Api>(
     Reply { status, body, json, replayed }
 }
 
+/// The status of job `job_id` as `operator` (entitled to every treaty)
+/// polls it, once it is no longer running: bounded (600 polls, 100 ms
+/// apart), so a job that never ends comes back still `running`.
+pub async fn job_when_done<R: JobStarter>(
+    apis: &LocalStack<R>,
+    operator: &str,
+    job_id: &str,
+) -> serde_json::Value {
+    let path = format!("/v1/jobs/{job_id}");
+    let mut status = serde_json::Value::Null;
+    for _ in 0..600 {
+        status = send(&apis.jobs, Method::GET, &path, b"", Some((operator, "*")), None).await.json;
+        if status["state"] != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    status
+}
+
 /// Items in a DynamoDB table (a scan, for before/after checks in tests).
 ///
 /// # Errors
