@@ -411,6 +411,112 @@ fn summary_cases(snapshot: &str) -> Vec<Case> {
     ]
 }
 
+fn suggestion_cases(snapshot: &str) -> Vec<Case> {
+    let path = format!("/v1/searches/{snapshot}/suggestions");
+    let post = |kind, body: serde_json::Value, answer| Case {
+        key: None,
+        ..case(kind, Method::POST, path.clone(), json(&body), answer)
+    };
+    let check = serde_json::json!({ "amount": "100.00", "currency": "USD" });
+    let with = |field: &str, value: serde_json::Value| {
+        let mut body = serde_json::json!({ "check": check });
+        body[field] = value;
+        body
+    };
+    let line = |reference: &str| serde_json::json!({ "reference": reference });
+    let too_many: Vec<serde_json::Value> = (0..10_001).map(|i| line(&format!("R{i}"))).collect();
+    vec![
+        Case {
+            key: None,
+            ..case(
+                "malformed",
+                Method::POST,
+                path.clone(),
+                b"{\"check\"".to_vec(),
+                (400, "malformed_json", None),
+            )
+        },
+        Case {
+            key: None,
+            ..case(
+                "oversized",
+                Method::POST,
+                path.clone(),
+                vec![b' '; 3 * 1024 * 1024],
+                (413, "body_too_large", None),
+            )
+        },
+        post("missing field", serde_json::json!({}), (400, "missing_field", Some("/check"))),
+        post(
+            "out of range",
+            serde_json::json!({ "check": { "amount": "0.00", "currency": "USD" } }),
+            (400, "invalid_amount", Some("/check/amount")),
+        ),
+        post(
+            "wrong type",
+            serde_json::json!({ "check": { "amount": 100, "currency": "USD" } }),
+            (400, "invalid_type", Some("/check/amount")),
+        ),
+        post("unknown field", with("memo", 1.into()), (400, "unknown_field", Some("/memo"))),
+        post("mass assignment", with("row_count", 1.into()), (400, "read_only_field", Some("/row_count"))),
+        post(
+            "out of range",
+            with("remittance", serde_json::json!([line("A"), line("\u{7}")])),
+            (400, "invalid_reference", Some("/remittance/1/reference")),
+        ),
+        post(
+            "malformed",
+            with("remittance", serde_json::json!([{ "reference": "A", "amount": "1.005" }])),
+            (400, "invalid_amount", Some("/remittance/0/amount")),
+        ),
+        post(
+            "oversized",
+            with("remittance", too_many.into()),
+            (413, "remittance_too_large", Some("/remittance")),
+        ),
+        post(
+            "malformed",
+            with("remittance_csv", "amount\n1.00\n".into()),
+            (422, "invalid_csv", Some("/remittance_csv")),
+        ),
+        post(
+            "malformed",
+            with("remittance_csv", "reference,amount\nA,1\nB,2,3\n".into()),
+            (422, "invalid_csv", Some("/remittance_csv")),
+        ),
+        post(
+            "oversized",
+            with("remittance_csv", format!("reference\n{}", "A\n".repeat(10_001)).into()),
+            (413, "remittance_too_large", Some("/remittance_csv")),
+        ),
+        post(
+            "conflict",
+            serde_json::json!({ "check": check, "remittance": [line("A")], "remittance_csv": "reference\nA\n" }),
+            (422, "remittance_conflict", Some("/remittance_csv")),
+        ),
+        Case {
+            key: None,
+            ..case(
+                "malformed",
+                Method::POST,
+                "/v1/searches/nope/suggestions",
+                json(&serde_json::json!({ "check": check })),
+                (400, "invalid_snapshot_id", Some("id")),
+            )
+        },
+        Case {
+            key: None,
+            ..case(
+                "out of range",
+                Method::POST,
+                format!("/v1/searches/{}/suggestions", "0".repeat(64)),
+                json(&serde_json::json!({ "check": check })),
+                (404, "snapshot_not_found", Some("id")),
+            )
+        },
+    ]
+}
+
 fn reversal_cases(clearance: &str) -> Vec<Case> {
     let path = format!("/v1/clearances/{clearance}/reversal");
     let post = |kind, body: &[u8], answer| case(kind, Method::POST, path.clone(), body.to_vec(), answer);
@@ -509,6 +615,7 @@ fn identity_and_method_cases(snapshot: &str, clearance: &str) -> Vec<Case> {
         (Method::POST, "/v1/searches".to_owned()),
         (Method::GET, format!("/v1/searches/{snapshot}/pages/0")),
         (Method::POST, format!("/v1/searches/{snapshot}/selection-summary")),
+        (Method::POST, format!("/v1/searches/{snapshot}/suggestions")),
         (Method::POST, "/v1/clearances".to_owned()),
         (Method::GET, format!("/v1/clearances/{clearance}")),
         (Method::POST, format!("/v1/clearances/{clearance}/reversal")),
@@ -570,6 +677,7 @@ async fn every_endpoint_answers_bad_input_with_a_4xx_code_and_field_and_writes_n
     cases.extend(page_cases(&snap.id));
     cases.extend(clearance_cases(&base));
     cases.extend(summary_cases(&snap.id));
+    cases.extend(suggestion_cases(&snap.id));
     cases.extend(reversal_cases(&clearance));
     cases.extend(period_cases());
     cases.extend(read_back_and_job_cases());

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use clearance_core::write::WriteConfig;
 use clearance_http::wire::{
     ClearanceRequestWire, PeriodRequestWire, ReversalRequestWire, SearchRequest, SelectionSummaryRequestWire,
+    SuggestRequestWire,
 };
 use clearance_http::{Api, ROUTES};
 use clearance_tests::write_api::{
@@ -90,6 +91,9 @@ fn the_document_lists_exactly_the_routes_and_its_examples_parse() -> Result<(), 
                     "/v1/searches/{id}/selection-summary" => {
                         serde_json::from_slice::<SelectionSummaryRequestWire>(&json).map(|_| ())
                     }
+                    "/v1/searches/{id}/suggestions" => {
+                        serde_json::from_slice::<SuggestRequestWire>(&json).map(|_| ())
+                    }
                     p if p.starts_with("/v1/treaties/") => {
                         serde_json::from_slice::<PeriodRequestWire>(&json).map(|_| ())
                     }
@@ -151,6 +155,13 @@ async fn every_documented_route_is_served_and_answers_in_its_documented_shape() 
     let previewed = route(&apis, Method::POST, &preview, body, None).await;
     assert_eq!(previewed.status, 200, "{}", previewed.json);
     assert_has(&doc, "SelectionSummary", &previewed);
+    let suggest = format!("/v1/searches/{}/suggestions", snap.id);
+    let body =
+        br#"{"check": {"amount": "100.00", "currency": "USD"}, "remittance": [{"reference": "nope"}]}"#;
+    let suggested = route(&apis, Method::POST, &suggest, body, None).await;
+    assert_eq!(suggested.status, 200, "{}", suggested.json);
+    assert_has(&doc, "Suggestions", &suggested);
+    assert_eq!(suggested.json["unmatched"]["lines"][0]["reason"], "no_row");
     let rows: Vec<&Row> =
         snap.rows.iter().filter(|r| r.amount > rust_decimal::Decimal::ZERO).take(3).collect();
     let (check, allow) = check_for(&rows);

@@ -90,6 +90,12 @@ async fn every_route(apis: &Apis, base: &Value, shape: &Shape) -> anyhow::Result
     )
     .await?;
     answers.push(("POST /v1/searches/{id}/selection-summary".to_owned(), status, summary));
+    let suggest_path = format!("/v1/searches/{id}/suggestions");
+    let check = json!({ "check": { "amount": row["amount"], "currency": row["currency"] } }).to_string();
+    let (status, suggested) =
+        call(&apis.read, &event(base, shape, "POST", "/v1/searches/{id}/suggestions", &suggest_path, &check))
+            .await?;
+    answers.push(("POST /v1/searches/{id}/suggestions".to_owned(), status, suggested));
     let clearance = json!({
         "snapshot_id": id, "version_token": token,
         "selection": { "ids": [row["id"]] },
@@ -134,15 +140,17 @@ async fn every_route_answers_on_the_default_stage_a_named_stage_and_a_base_path(
     let apis = stack.apis(WriteConfig::default()).await?;
     for shape in &SHAPES {
         let answers = every_route(&apis, &base, shape).await?;
-        let expected = [200, 200, 200, 201, 200, 200, 404, 200, 200];
+        let expected = [200, 200, 200, 200, 201, 200, 200, 404, 200, 200];
         assert_eq!(answers.len(), clearance_http::ROUTES.len());
         for ((route, status, body), want) in answers.iter().zip(expected) {
             assert_eq!(*status, want, "{} {route} on stage {}: {body}", shape.prefix, shape.stage);
             assert_ne!(body["error"], "route_not_found", "{route}");
         }
         // The unknown job is the handler's answer, not the router's.
-        assert_eq!(answers[6].2["error"], "job_not_found");
+        assert_eq!(answers[7].2["error"], "job_not_found");
         assert_eq!(answers[2].2["row_count"], 1, "the summary of the row cleared next");
+        let proposed = answers[3].2["suggestions"].as_array().cloned().unwrap_or_default();
+        assert!(proposed.iter().any(|s| s["strategy"] == "single_row"), "{}", answers[3].2);
     }
     stack.drop().await
 }

@@ -19,6 +19,7 @@ pub mod ports;
 pub mod read;
 pub mod selection;
 pub mod snapshot;
+pub mod suggest;
 pub mod text;
 pub mod tolerance;
 pub mod transaction;

@@ -10,6 +10,7 @@ use crate::ids::TreatyId;
 use crate::pages::{decode_rows, page_json, Chunk, ChunkError, SnapshotBuilder, Total, PAGES_MAX, PAGE_SIZE};
 use crate::ports::{BackendError, LedgerReader, ScopeMirror, SnapshotMeta, SnapshotStore};
 use crate::snapshot::{SearchFilter, SnapshotId};
+use crate::suggest::{SuggestRequest, SuggestionScan, Suggestions};
 use crate::transaction::LedgerRow;
 use crate::views::ViewSpec;
 
@@ -332,6 +333,28 @@ impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadService<L, S, M> {
         let mut page = self.read_page(&meta, &meta.id, number, true).await?;
         page.snapshot_id = id.clone();
         Ok(page)
+    }
+
+    /// Proposes which open rows of a snapshot a check pays (see
+    /// [`crate::suggest`]): the snapshot's pages only, never the ledger.
+    ///
+    /// # Errors
+    /// As [`Self::page`]: the snapshot unknown, expired or foreign, a
+    /// treaty no longer entitled; backend and chunk errors.
+    pub async fn suggestions(
+        &self,
+        who: &Identity,
+        id: &SnapshotId,
+        request: &SuggestRequest,
+        now_secs: i64,
+    ) -> Result<(SnapshotMeta, Suggestions), ReadError> {
+        let meta = self.live_meta(id, who, now_secs).await?.ok_or(ReadError::SnapshotNotFound)?;
+        if let Some(treaty) = meta.treaty_ids.iter().find(|t| !who.entitlement.allows(t)) {
+            return Err(ReadError::NotEntitled(treaty.clone()));
+        }
+        let mut scan = SuggestionScan::new(request);
+        each_snapshot_page(&self.store, &meta, |page| scan.take(&page)).await?;
+        Ok((meta, scan.finish()))
     }
 
     async fn read_page(

@@ -29,12 +29,13 @@ use clearance_pg::load::LoadSource;
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target, by name.
-pub const TARGETS: [Target; 13] = [
+pub const TARGETS: [Target; 14] = [
     ("search_body", search_body),
     ("search_fields", search_fields),
     ("page_query", page_query),
     ("view_fields", view_fields),
     ("selection_summary_body", selection_summary_body),
+    ("suggestions_body", suggestions_body),
     ("clearance_body", clearance_body),
     ("clearance_fields", clearance_fields),
     ("version_token", version_token),
@@ -252,6 +253,25 @@ pub fn selection_summary_body(data: &[u8]) {
     match clearance_http::parse_selection_summary(data) {
         Ok(selection) => {
             assert!(selection.named().len() <= clearance_core::clearance::SELECTION_IDS_MAX);
+        }
+        Err(err) => refused(&err),
+    }
+}
+
+/// `POST /v1/searches/{id}/suggestions` bodies as raw bytes: a refusal is
+/// a 4xx; an accepted request holds at most the line limit, and each
+/// line's reference and amount print back as parsed.
+pub fn suggestions_body(data: &[u8]) {
+    match clearance_http::parse_suggestions(data) {
+        Ok(request) => {
+            assert!(request.remittance.len() <= clearance_core::suggest::REMITTANCE_LINES_MAX);
+            assert!(request.amount > Amount::ZERO);
+            for line in &request.remittance {
+                assert!(!line.reference.is_empty() && line.line >= 1);
+                if let Some(amount) = line.amount {
+                    assert_eq!(Amount::parse(&amount.to_string()).ok(), Some(amount));
+                }
+            }
         }
         Err(err) => refused(&err),
     }

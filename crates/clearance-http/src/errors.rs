@@ -23,7 +23,7 @@ pub fn status_of(code: &str) -> StatusCode {
         | "period_closed"
         | "period_already_closed"
         | "period_not_closed" => StatusCode::CONFLICT,
-        "body_too_large" | "selection_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large" | "selection_too_large" | "remittance_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         // Well-formed requests whose parts do not fit together or with the
         // ledger: nothing is written, and retrying the same cannot help.
         "invalid_period_range"
@@ -35,7 +35,10 @@ pub fn status_of(code: &str) -> StatusCode {
         | "amount_mismatch"
         | "amount_out_of_range"
         | "difference_out_of_tolerance"
-        | "idempotency_key_reused" => StatusCode::UNPROCESSABLE_ENTITY,
+        | "idempotency_key_reused"
+        // A remittance file is a string to the schema; its lines are read here.
+        | "invalid_csv"
+        | "remittance_conflict" => StatusCode::UNPROCESSABLE_ENTITY,
         // Ours, not the client's: logged; never retried as an outage.
         "internal_error" | "internal_invariant" => StatusCode::INTERNAL_SERVER_ERROR,
         // A backend is down or slow: retry with the same Idempotency-Key.

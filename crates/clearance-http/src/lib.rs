@@ -23,15 +23,17 @@ use bytes::Bytes;
 use clearance_core::access::Identity;
 use clearance_core::read::ReadError;
 use clearance_core::snapshot::{InputError, SearchFilter};
+use clearance_core::suggest::SuggestRequest;
 use clearance_core::views::{ViewFilter, ViewFilterInput, ViewSpec, FILTER_PARAMS, VIEW_PARAM_LEN_MAX};
 use http::{HeaderMap, Method, Response, StatusCode};
 
 /// Every route the APIs serve, as (method, path template): the OpenAPI
 /// document lists exactly these (a test compares them).
-pub const ROUTES: [(&str, &str); 9] = [
+pub const ROUTES: [(&str, &str); 10] = [
     ("POST", "/v1/searches"),
     ("GET", "/v1/searches/{id}/pages/{n}"),
     ("POST", "/v1/searches/{id}/selection-summary"),
+    ("POST", "/v1/searches/{id}/suggestions"),
     ("POST", "/v1/clearances"),
     ("GET", "/v1/clearances/{id}"),
     ("POST", "/v1/clearances/{id}/reversal"),
@@ -291,6 +293,20 @@ pub fn parse_search(body: &[u8]) -> Result<SearchFilter, ApiError> {
     check_body_size(body, BODY_BYTES_MAX)?;
     let request: wire::SearchRequest = wire::parse_json(body)?;
     Ok(SearchFilter::parse(&request.into())?)
+}
+
+/// Largest suggestion body: 10,000 remittance lines as JSON or CSV.
+pub const SUGGEST_BODY_BYTES_MAX: usize = 2 * 1024 * 1024;
+
+/// Parses and validates a suggestion body. No IO happens before this
+/// succeeds.
+///
+/// # Errors
+/// [`ApiError`] 400/413 with a stable code and the field.
+pub fn parse_suggestions(body: &[u8]) -> Result<SuggestRequest, ApiError> {
+    check_body_size(body, SUGGEST_BODY_BYTES_MAX)?;
+    let request: wire::SuggestRequestWire = wire::parse_json(body)?;
+    Ok(SuggestRequest::parse(&request.into())?)
 }
 
 /// Parses a page number: decimal digits only, at most six.

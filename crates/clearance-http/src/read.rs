@@ -1,4 +1,5 @@
-//! The read API: `POST /v1/searches` and `GET /v1/searches/{id}/pages/{n}`.
+//! The read API: `POST /v1/searches`, `GET /v1/searches/{id}/pages/{n}`
+//! and `POST /v1/searches/{id}/suggestions`: the snapshot's answers.
 
 use bytes::Bytes;
 use clearance_core::ports::{LedgerReader, ScopeMirror, SnapshotStore};
@@ -8,8 +9,8 @@ use http::{Method, Response, StatusCode};
 
 use crate::metrics::{self, Unit};
 use crate::{
-    identity, json_response, method_not_allowed, parse_page_number, parse_search, parse_view,
-    route_not_found, wire, Api, ApiError, ApiRequest,
+    identity, json_response, method_not_allowed, parse_page_number, parse_search, parse_suggestions,
+    parse_view, route_not_found, wire, Api, ApiError, ApiRequest,
 };
 
 /// The read API: searches and pages.
@@ -72,10 +73,41 @@ impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadApi<L, S, M> {
                 }
                 Ok(crate::cacheable(json_response(StatusCode::OK, wire::page_body(&page)), &etag))
             }
+            (&Method::POST, ["v1", "searches", id, "suggestions"]) => self.suggestions(&request, id).await,
             (_, ["v1", "searches"]) => Err(method_not_allowed("POST")),
+            (_, ["v1", "searches", _, "suggestions"]) => Err(method_not_allowed("POST")),
             (_, ["v1", "searches", _, "pages", _]) => Err(method_not_allowed("GET")),
             _ => Err(route_not_found()),
         }
+    }
+}
+
+impl<L: LedgerReader, S: SnapshotStore, M: ScopeMirror> ReadApi<L, S, M> {
+    /// `POST /v1/searches/{id}/suggestions`: the snapshot only, nothing
+    /// written, no key.
+    async fn suggestions(&self, request: &ApiRequest<'_>, id: &str) -> Result<Response<Bytes>, ApiError> {
+        let who = identity(request.identity.clone())?;
+        let id = SnapshotId::parse(id).map_err(|e| ApiError::from(e).with_field("id"))?;
+        let suggest = parse_suggestions(request.body)?;
+        let (meta, out) =
+            self.service.suggestions(&who, &id, &suggest, request.now_secs).await.map_err(|e| {
+                let error = ApiError::from(e);
+                if error.code == "snapshot_not_found" {
+                    error.with_field("id")
+                } else {
+                    error
+                }
+            })?;
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        tracing::info!(
+            operator = who.operator.as_str(),
+            snapshot_id = meta.id.as_str(),
+            candidates = out.candidates,
+            suggestions = out.suggestions.len(),
+            exact_sum_ms = ms(out.timings.exact_sum),
+            "suggestions"
+        );
+        Ok(json_response(StatusCode::OK, wire::suggestions_body(&meta, &suggest, &out)))
     }
 }
 

@@ -2,9 +2,11 @@
 
 use clearance_core::batch::JobStatus;
 use clearance_core::clearance::{ClearanceInput, ClearanceRecord, JournalLine, Selection};
+use clearance_core::ports::SnapshotMeta;
 use clearance_core::read::{Page, SearchOutcome};
 use clearance_core::selection::SelectionSummary;
 use clearance_core::snapshot::FilterInput;
+use clearance_core::suggest::{Proposed, RemittanceInput, SuggestInput, SuggestRequest, Suggestions};
 use clearance_core::views::{ViewFilterInput, ViewSpec};
 use serde::Deserialize;
 
@@ -130,6 +132,51 @@ impl From<ViewWire> for ViewFilterInput {
 #[serde(deny_unknown_fields)]
 pub struct SelectionSummaryRequestWire {
     pub selection: SelectionWire,
+}
+
+/// `POST /v1/searches/{id}/suggestions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuggestRequestWire {
+    pub check: SuggestCheckWire,
+    #[serde(default)]
+    pub remittance: Option<Vec<RemittanceWire>>,
+    /// A remittance file's text: a header naming `reference` (and
+    /// optionally `amount`), then one line per item.
+    #[serde(default)]
+    pub remittance_csv: Option<String>,
+}
+
+/// The check a suggestion is for: what it pays, not yet its number.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuggestCheckWire {
+    pub amount: String,
+    pub currency: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemittanceWire {
+    pub reference: String,
+    #[serde(default)]
+    pub amount: Option<String>,
+}
+
+impl From<SuggestRequestWire> for SuggestInput {
+    fn from(r: SuggestRequestWire) -> Self {
+        Self {
+            amount: r.check.amount,
+            currency: r.check.currency,
+            remittance: r.remittance.map(|lines| {
+                lines
+                    .into_iter()
+                    .map(|l| RemittanceInput { reference: l.reference, amount: l.amount })
+                    .collect()
+            }),
+            remittance_csv: r.remittance_csv,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -393,6 +440,84 @@ pub fn selection_summary_body(summary: &SelectionSummary) -> Vec<u8> {
         "totals": summary.totals,
         "not_open": { "count": summary.not_open_count, "ids": summary.not_open_ids },
         "mode": summary.mode.as_str(),
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// A proposal's selection, as `POST /v1/clearances` takes it.
+fn proposed_selection(selection: &Proposed) -> serde_json::Value {
+    match selection {
+        Proposed::Ids(ids) => serde_json::json!({ "ids": ids }),
+        Proposed::Group { cedent, currency, period } => {
+            let period = period.map(|p| p.to_string());
+            serde_json::json!({
+                "all": true,
+                "except": [],
+                "view": {
+                    "cedent_id": [cedent.as_str()],
+                    "currency": currency.as_str(),
+                    "period_from": period,
+                    "period_to": period,
+                },
+            })
+        }
+    }
+}
+
+/// The body of `POST /v1/searches/{id}/suggestions`.
+pub fn suggestions_body(meta: &SnapshotMeta, request: &SuggestRequest, out: &Suggestions) -> Vec<u8> {
+    let currency = request.currency.as_str();
+    let suggestions: Vec<serde_json::Value> = out
+        .suggestions
+        .iter()
+        .zip(1_u32..)
+        .map(|(s, rank)| {
+            serde_json::json!({
+                "rank": rank,
+                "strategy": s.strategy.as_str(),
+                "reason": s.reason,
+                "treaty_id": s.treaty_id.as_str(),
+                "selection": proposed_selection(&s.selection),
+                "row_count": s.row_count,
+                "total": { "amount": s.total.to_string(), "currency": currency },
+                "difference": s.difference.to_string(),
+            })
+        })
+        .collect();
+    let unmatched: Vec<serde_json::Value> = out
+        .unmatched
+        .iter()
+        .map(|u| {
+            serde_json::json!({
+                "line": u.line.line,
+                "reference": u.line.reference,
+                "amount": u.line.amount.map(|a| a.to_string()),
+                "reason": u.reason.as_str(),
+            })
+        })
+        .collect();
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let t = &out.timings;
+    serde_json::json!({
+        "snapshot_id": meta.id.as_str(),
+        "version_token": meta.version_token.to_string(),
+        "check": { "amount": request.amount.to_string(), "currency": currency },
+        "suggestions": suggestions,
+        "unmatched": { "count": out.unmatched_count, "lines": unmatched },
+        "search": {
+            "candidates": out.candidates,
+            "groups": out.search.groups,
+            "groups_searched": out.search.groups_searched,
+            "work": out.search.work,
+            "stopped_by": out.search.stopped_by,
+        },
+        "timings_ms": {
+            "reference": ms(t.reference),
+            "single_row": ms(t.single_row),
+            "totals": ms(t.totals),
+            "exact_sum": ms(t.exact_sum),
+        },
     })
     .to_string()
     .into_bytes()
